@@ -1,1 +1,21 @@
-//! placeholder
+//! The snnc runtime: everything an ahead-of-time compiled model links against.
+//!
+//! It owns errors, counter-based random numbers, connectivity, delay buffers, array file
+//! formats, recording and memory estimates. It must never depend on the compiler crate: a
+//! compiled model links this crate alone (architecture invariant 3).
+
+pub mod connectivity;
+pub mod delays;
+pub mod error;
+pub mod memory;
+pub mod npy;
+pub mod record;
+pub mod rng;
+
+pub use connectivity::{Connectivity, PostIndex, ProjectionSpec};
+pub use delays::DelayRing;
+pub use error::RuntimeError;
+pub use memory::{check_fits, MemoryEstimate};
+pub use npy::{read_csv, read_npy, write_csv, write_npy, CsvTable, NpyArray, NpyData};
+pub use record::{OutputFormat, Recorder, RunStatus, TraceDtype};
+pub use rng::{uniform, Draws, Stream};

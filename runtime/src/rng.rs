@@ -1,0 +1,633 @@
+//! Counter-based random numbers: Philox4x32-10 and the distributions built on it.
+//!
+//! This module owns every random draw the runtime makes. A draw is a pure function of
+//! `(seed, stream, entity, step, draw index)`, never of a sequential global generator, so the
+//! result of a simulation does not depend on how work is split across threads or on the order
+//! in which entities are visited (architecture invariant 7). It must not keep any global or
+//! thread-local state, and it does no IO.
+//!
+//! # Layout of keys and counters
+//!
+//! Philox4x32-10 (Salmon, Moraes, Dror & Shaw, SC'11; the Random123 library) maps a 128-bit
+//! counter and a 64-bit key to 128 random bits. We use it as follows:
+//!
+//! * **Stream key.** A [`Stream`] for `(seed, stream)` has the key
+//!   `philox(counter = [stream, 0, 0, 0x5354_524d], key = [seed_lo, seed_hi])[0..2]`.
+//!   Deriving the key this way lets the full 32-bit stream id, the full 64-bit seed, the full
+//!   32-bit entity, the full 64-bit step and the 32-bit draw index all be honoured, which would
+//!   need 224 input bits and Philox only has 192. Two different `(seed, stream)` pairs share a
+//!   key with probability about 2^-64, which we accept.
+//! * **Counter.** A draw uses the counter `[draw / 2, entity, step_lo, step_hi]` under the
+//!   stream key. One Philox block yields 128 bits, that is two 64-bit halves; draw `2m` takes
+//!   the first half of block `m` and draw `2m + 1` the second, so no bits are wasted and no two
+//!   draw indices share bits.
+//! * **Uniform.** The 64-bit half `x` becomes `(x >> 11) * 2^-53`, a double in `[0, 1)` with
+//!   53-bit resolution.
+//!
+//! Conventions for users of the streams: simulation steps count up from 0; construction-time
+//! draws (connectivity, initial values) use step tags at or above [`CONSTRUCTION_STEP_BASE`]
+//! (2^63), which a simulation never reaches, so they cannot collide with run-time draws of the
+//! same stream.
+
+/// Step tags at or above this value are reserved for construction-time draws.
+pub const CONSTRUCTION_STEP_BASE: u64 = 1 << 63;
+
+const PHILOX_M0: u32 = 0xD251_1F53;
+const PHILOX_M1: u32 = 0xCD9E_8D57;
+const PHILOX_W0: u32 = 0x9E37_79B9;
+const PHILOX_W1: u32 = 0xBB67_AE85;
+/// The fourth counter word used when deriving a stream key ("STRM" in ASCII).
+const STREAM_KEY_TAG: u32 = 0x5354_524d;
+
+/// One Philox4x32 round: two 32x32→64 multiplications and a Feistel-like mix.
+#[inline(always)]
+fn philox_round(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let p0 = u64::from(PHILOX_M0) * u64::from(ctr[0]);
+    let p1 = u64::from(PHILOX_M1) * u64::from(ctr[2]);
+    let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+    let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+    [hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0]
+}
+
+/// Philox4x32 with 10 rounds, exactly as Random123's `philox4x32(ctr, key)`.
+#[inline]
+pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = ctr;
+    let mut k = key;
+    for round in 0..10 {
+        // The key is bumped between rounds, not before the first one.
+        if round > 0 {
+            k[0] = k[0].wrapping_add(PHILOX_W0);
+            k[1] = k[1].wrapping_add(PHILOX_W1);
+        }
+        c = philox_round(c, k);
+    }
+    c
+}
+
+/// Converts 64 random bits to a double in [0, 1) using the top 53 bits.
+#[inline]
+fn bits_to_unit(x: u64) -> f64 {
+    (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A keyed random stream: `(seed, stream)` fixed, draws addressed by `(entity, step, draw)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stream {
+    key: [u32; 2],
+}
+
+impl Stream {
+    /// Derives the stream key from the seed and stream id (see the module documentation).
+    pub fn new(seed: u64, stream: u32) -> Self {
+        let out = philox4x32_10(
+            [stream, 0, 0, STREAM_KEY_TAG],
+            [seed as u32, (seed >> 32) as u32],
+        );
+        Stream {
+            key: [out[0], out[1]],
+        }
+    }
+
+    /// The raw 64 random bits of draw `draw` for `(entity, step)`.
+    #[inline]
+    pub fn bits(&self, entity: u32, step: u64, draw: u32) -> u64 {
+        let block = philox4x32_10(
+            [draw >> 1, entity, step as u32, (step >> 32) as u32],
+            self.key,
+        );
+        let half = if draw & 1 == 0 {
+            [block[0], block[1]]
+        } else {
+            [block[2], block[3]]
+        };
+        u64::from(half[0]) | (u64::from(half[1]) << 32)
+    }
+
+    /// A uniform double in [0, 1) for `(entity, step, draw)`.
+    #[inline]
+    pub fn uniform(&self, entity: u32, step: u64, draw: u32) -> f64 {
+        bits_to_unit(self.bits(entity, step, draw))
+    }
+
+    /// A cursor over the draws of `(entity, step)` starting at draw index 0, for the
+    /// distributions that need a variable number of uniforms.
+    pub fn draws(&self, entity: u32, step: u64) -> Draws {
+        Draws {
+            stream: *self,
+            entity,
+            step,
+            next: 0,
+            cached_block: None,
+            spare_normal: None,
+        }
+    }
+}
+
+/// A uniform double in [0, 1), 53-bit resolution, as a pure function of its arguments.
+pub fn uniform(seed: u64, stream: u32, entity: u32, step: u64, draw: u32) -> f64 {
+    Stream::new(seed, stream).uniform(entity, step, draw)
+}
+
+/// Sequential access to the draws of one `(stream, entity, step)`.
+///
+/// The values a `Draws` returns depend only on the stream key, entity, step and on the
+/// sequence of calls made on it, so they are reproducible regardless of threads. Draw indices
+/// are consumed in order starting at 0; the index wraps after 2^32 draws, which no
+/// distribution here comes close to.
+#[derive(Clone, Debug)]
+pub struct Draws {
+    stream: Stream,
+    entity: u32,
+    step: u64,
+    next: u32,
+    /// The last Philox block, so that draws 2m and 2m+1 cost one block evaluation.
+    cached_block: Option<(u32, [u32; 4])>,
+    /// Box–Muller yields two normals; the second is kept for the next call.
+    spare_normal: Option<f64>,
+}
+
+/// Below this mean Poisson variates come from inversion; at or above it from PTRS.
+pub const POISSON_INVERSION_MAX_MEAN: f64 = 10.0;
+/// Below this value of `n * min(p, 1-p)` binomial variates come from inversion; at or above
+/// it from BTRS.
+pub const BINOMIAL_INVERSION_MAX_MEAN: f64 = 10.0;
+
+impl Draws {
+    /// The number of draw indices consumed so far.
+    pub fn consumed(&self) -> u32 {
+        self.next
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_bits(&mut self) -> u64 {
+        let draw = self.next;
+        self.next = self.next.wrapping_add(1);
+        let block_index = draw >> 1;
+        let block = match self.cached_block {
+            Some((index, block)) if index == block_index => block,
+            _ => {
+                let block = philox4x32_10(
+                    [
+                        block_index,
+                        self.entity,
+                        self.step as u32,
+                        (self.step >> 32) as u32,
+                    ],
+                    self.stream.key,
+                );
+                self.cached_block = Some((block_index, block));
+                block
+            }
+        };
+        let half = if draw & 1 == 0 {
+            [block[0], block[1]]
+        } else {
+            [block[2], block[3]]
+        };
+        u64::from(half[0]) | (u64::from(half[1]) << 32)
+    }
+
+    /// The next uniform double in [0, 1).
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        bits_to_unit(self.next_bits())
+    }
+
+    /// A uniform double in (0, 1], for logarithms that must not see zero.
+    #[inline]
+    fn uniform_open_zero(&mut self) -> f64 {
+        1.0 - self.uniform()
+    }
+
+    /// A uniform integer in `0..n` (returns 0 when `n` is 0). Uses `floor(u * n)`; with 53-bit
+    /// `u` the bias is below `n / 2^53`, negligible for the `u32` ranges used here.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        let x = (self.uniform() * n as f64) as u64;
+        // Rounding of u * n can reach n only for n above 2^53; clamp to stay in range.
+        x.min(n.saturating_sub(1))
+    }
+
+    /// A standard normal variate (Box–Muller; the second value of each pair is kept).
+    pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare_normal.take() {
+            return z;
+        }
+        let u1 = self.uniform_open_zero();
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let theta = std::f64::consts::TAU * u2;
+        self.spare_normal = Some(r * theta.sin());
+        r * theta.cos()
+    }
+
+    /// An exponential variate with rate 1 (mean 1), by inversion.
+    pub fn exponential(&mut self) -> f64 {
+        -self.uniform_open_zero().ln()
+    }
+
+    /// A Poisson variate with the given mean. Means below [`POISSON_INVERSION_MAX_MEAN`] use
+    /// sequential-search inversion; larger means use Hörmann's PTRS transformed rejection
+    /// (1993), which is exact. A mean that is not finite or is negative yields 0.
+    pub fn poisson(&mut self, mean: f64) -> u64 {
+        if mean.is_nan() || mean <= 0.0 || mean.is_infinite() {
+            return 0;
+        }
+        if mean < POISSON_INVERSION_MAX_MEAN {
+            self.poisson_inversion(mean)
+        } else {
+            self.poisson_ptrs(mean)
+        }
+    }
+
+    fn poisson_inversion(&mut self, mean: f64) -> u64 {
+        let u = self.uniform();
+        let mut k = 0u64;
+        let mut p = (-mean).exp();
+        let mut cdf = p;
+        // The cap guards against rounding leaving the CDF just below u forever; at mean < 10
+        // the probability of k >= 200 is far below 2^-53.
+        while u > cdf && k < 200 {
+            k += 1;
+            p *= mean / k as f64;
+            cdf += p;
+        }
+        k
+    }
+
+    fn poisson_ptrs(&mut self, mean: f64) -> u64 {
+        let slam = mean.sqrt();
+        let loglam = mean.ln();
+        let b = 0.931 + 2.53 * slam;
+        let a = -0.059 + 0.02483 * b;
+        let invalpha = 1.1239 + 1.1328 / (b - 3.4);
+        let vr = 0.9277 - 3.6224 / (b - 2.0);
+        loop {
+            let u = self.uniform() - 0.5;
+            let v = self.uniform();
+            let us = 0.5 - u.abs();
+            let k = ((2.0 * a / us + b) * u + mean + 0.43).floor();
+            if us >= 0.07 && v <= vr {
+                return k as u64;
+            }
+            if k < 0.0 || (us < 0.013 && v > us) {
+                continue;
+            }
+            let lhs = v.ln() + invalpha.ln() - (a / (us * us) + b).ln();
+            let rhs = -mean + k * loglam - log_gamma(k + 1.0);
+            if lhs <= rhs {
+                return k as u64;
+            }
+        }
+    }
+
+    /// A binomial variate: successes in `n` trials of probability `p`. Small `n * min(p,1-p)`
+    /// uses inversion; larger uses Hörmann's BTRS transformed rejection (1993), which is exact.
+    /// `p` outside [0, 1] or NaN is clamped (NaN counts as 0).
+    pub fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        let p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+        if n == 0 || p == 0.0 {
+            return 0;
+        }
+        if p == 1.0 {
+            return n;
+        }
+        // Sample with the smaller of p and 1-p and mirror, which both methods require.
+        let (q, flipped) = if p > 0.5 { (1.0 - p, true) } else { (p, false) };
+        let k = if (n as f64) * q < BINOMIAL_INVERSION_MAX_MEAN {
+            self.binomial_inversion(n, q)
+        } else {
+            self.binomial_btrs(n, q)
+        };
+        if flipped {
+            n - k
+        } else {
+            k
+        }
+    }
+
+    fn binomial_inversion(&mut self, n: u64, p: f64) -> u64 {
+        let q = 1.0 - p;
+        let s = p / q;
+        let a = (n as f64 + 1.0) * s;
+        let mut r = q.powf(n as f64);
+        let mut u = self.uniform();
+        let mut k = 0u64;
+        while u > r && k < n {
+            u -= r;
+            k += 1;
+            r *= a / k as f64 - s;
+        }
+        k
+    }
+
+    fn binomial_btrs(&mut self, n: u64, p: f64) -> u64 {
+        let nf = n as f64;
+        let q = 1.0 - p;
+        let spq = (nf * p * q).sqrt();
+        let b = 1.15 + 2.53 * spq;
+        let a = -0.0873 + 0.0248 * b + 0.01 * p;
+        let c = nf * p + 0.5;
+        let vr = 0.92 - 4.2 / b;
+        let alpha = (2.83 + 5.1 / b) * spq;
+        let lpq = (p / q).ln();
+        let m = ((nf + 1.0) * p).floor();
+        let h = log_gamma(m + 1.0) + log_gamma(nf - m + 1.0);
+        loop {
+            let u = self.uniform() - 0.5;
+            let v = self.uniform();
+            let us = 0.5 - u.abs();
+            let k = ((2.0 * a / us + b) * u + c).floor();
+            if k < 0.0 || k > nf {
+                continue;
+            }
+            if us >= 0.07 && v <= vr {
+                return k as u64;
+            }
+            let lv = (v * alpha / (a / (us * us) + b)).ln();
+            if lv <= h - log_gamma(k + 1.0) - log_gamma(nf - k + 1.0) + (k - m) * lpq {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// ln Γ(x) for x > 0 by the Stirling series with the argument shifted above 7 (the method of
+/// numpy's `random_loggam`); accurate to about 1e-15 relative, which the rejection tests need.
+pub fn log_gamma(x: f64) -> f64 {
+    const A: [f64; 10] = [
+        8.333_333_333_333_333e-02,
+        -2.777_777_777_777_778e-03,
+        7.936_507_936_507_937e-04,
+        -5.952_380_952_380_952e-04,
+        8.417_508_417_508_418e-04,
+        -1.917_526_917_526_918e-03,
+        6.410_256_410_256_41e-3,
+        -2.955_065_359_477_124e-02,
+        1.796_443_723_688_307e-01,
+        -1.392_432_216_905_90e+00,
+    ];
+    if x == 1.0 || x == 2.0 {
+        return 0.0;
+    }
+    let mut x0 = x;
+    let mut shift = 0u32;
+    if x < 7.0 {
+        shift = (7.0 - x.floor()) as u32;
+        x0 = x + f64::from(shift);
+    }
+    let x2 = 1.0 / (x0 * x0);
+    let mut gl0 = A[9];
+    for coefficient in A[..9].iter().rev() {
+        gl0 = gl0 * x2 + coefficient;
+    }
+    let mut gl = gl0 / x0 + 0.5 * std::f64::consts::TAU.ln() + (x0 - 0.5) * x0.ln() - x0;
+    for _ in 0..shift {
+        x0 -= 1.0;
+        gl -= x0.ln();
+    }
+    gl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: usize = 100_000;
+
+    #[test]
+    fn philox_known_answers_from_random123() {
+        // Random123 kat_vectors, philox4x32_10.
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
+        assert_eq!(
+            philox4x32_10([0xffff_ffff; 4], [0xffff_ffff; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn draws_are_pure_functions_of_their_address() {
+        let a = uniform(42, 3, 17, 1_000_000_007, 5);
+        let b = uniform(42, 3, 17, 1_000_000_007, 5);
+        assert_eq!(a.to_bits(), b.to_bits());
+        // Changing any coordinate changes the value.
+        assert_ne!(a, uniform(43, 3, 17, 1_000_000_007, 5));
+        assert_ne!(a, uniform(42, 4, 17, 1_000_000_007, 5));
+        assert_ne!(a, uniform(42, 3, 18, 1_000_000_007, 5));
+        assert_ne!(a, uniform(42, 3, 17, 1_000_000_008, 5));
+        assert_ne!(a, uniform(42, 3, 17, 1_000_000_007, 4));
+        // The high half of the step matters too.
+        assert_ne!(uniform(1, 0, 0, 5, 0), uniform(1, 0, 0, 5 + (1 << 32), 0));
+        // The cursor agrees with direct addressing, in any order of entities.
+        let s = Stream::new(42, 3);
+        let mut d = s.draws(17, 1_000_000_007);
+        let seq: Vec<f64> = (0..7).map(|_| d.uniform()).collect();
+        for (i, x) in seq.iter().enumerate() {
+            assert_eq!(
+                x.to_bits(),
+                s.uniform(17, 1_000_000_007, i as u32).to_bits()
+            );
+        }
+        assert_eq!(d.consumed(), 7);
+    }
+
+    /// Checks a sample's mean and variance against the true ones within 5 standard errors.
+    /// `mu4_minus_var2` is the fourth central moment minus the squared variance, which gives
+    /// the standard error of the sample variance, sqrt((mu4 - sigma^4) / n).
+    fn check_moments(name: &str, xs: &[f64], mean: f64, var: f64, mu4_minus_var2: f64) {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+        let se_mean = (var / n).sqrt();
+        let se_var = (mu4_minus_var2 / n).sqrt();
+        assert!(
+            (m - mean).abs() <= 5.0 * se_mean,
+            "{name}: mean {m} vs {mean} (5 se = {})",
+            5.0 * se_mean
+        );
+        assert!(
+            (v - var).abs() <= 5.0 * se_var,
+            "{name}: variance {v} vs {var} (5 se = {})",
+            5.0 * se_var
+        );
+    }
+
+    fn sample(stream: u32, mut f: impl FnMut(&mut Draws) -> f64) -> Vec<f64> {
+        let s = Stream::new(20_261_122, stream);
+        (0..N as u32).map(|e| f(&mut s.draws(e, 0))).collect()
+    }
+
+    #[test]
+    fn uniform_moments_and_range() {
+        let xs = sample(1, |d| d.uniform());
+        assert!(xs.iter().all(|&x| (0.0..1.0).contains(&x)));
+        check_moments("uniform", &xs, 0.5, 1.0 / 12.0, 1.0 / 180.0);
+    }
+
+    #[test]
+    fn normal_moments() {
+        // Use both values of each Box–Muller pair.
+        let s = Stream::new(7, 2);
+        let mut xs = Vec::with_capacity(N);
+        for e in 0..(N / 2) as u32 {
+            let mut d = s.draws(e, 0);
+            xs.push(d.normal());
+            xs.push(d.normal());
+        }
+        check_moments("normal", &xs, 0.0, 1.0, 2.0);
+    }
+
+    #[test]
+    fn exponential_moments() {
+        let xs = sample(3, |d| d.exponential());
+        check_moments("exponential", &xs, 1.0, 1.0, 8.0);
+    }
+
+    #[test]
+    fn poisson_moments_across_the_method_threshold() {
+        for (i, &lambda) in [0.3, 4.0, 9.99, 10.0, 37.5, 1000.0].iter().enumerate() {
+            let xs = sample(10 + i as u32, |d| d.poisson(lambda) as f64);
+            check_moments(
+                &format!("poisson({lambda})"),
+                &xs,
+                lambda,
+                lambda,
+                lambda + 2.0 * lambda * lambda,
+            );
+        }
+    }
+
+    #[test]
+    fn poisson_pmf_at_the_mode_for_ptrs() {
+        // Mean and variance alone would not catch a wrong shape; check P(K = 30) at mean 30.
+        let lambda: f64 = 30.0;
+        let xs = sample(30, |d| d.poisson(lambda) as f64);
+        let hits = xs.iter().filter(|&&x| x == 30.0).count() as f64;
+        let p = (-lambda + 30.0 * lambda.ln() - log_gamma(31.0)).exp();
+        let se = (p * (1.0 - p) / N as f64).sqrt();
+        assert!(
+            (hits / N as f64 - p).abs() <= 5.0 * se,
+            "P(30) = {} vs {p}",
+            hits / N as f64
+        );
+    }
+
+    #[test]
+    fn binomial_moments_both_methods_and_mirrored() {
+        for (i, &(n, p)) in [(20u64, 0.1), (1000, 0.3), (1000, 0.9), (50_000_000, 1e-4)]
+            .iter()
+            .enumerate()
+        {
+            let xs = sample(40 + i as u32, |d| d.binomial(n, p) as f64);
+            let nf = n as f64;
+            let var = nf * p * (1.0 - p);
+            let kappa4 = var * (1.0 - 6.0 * p * (1.0 - p));
+            check_moments(
+                &format!("binomial({n}, {p})"),
+                &xs,
+                nf * p,
+                var,
+                kappa4 + 2.0 * var * var,
+            );
+            assert!(xs.iter().all(|&x| x <= nf));
+        }
+    }
+
+    /// Pearson chi-square of `xs` against the pmf `ln_pmf`, over the bins `lo..=hi` plus the
+    /// two pooled tails; fails beyond df + 5 sqrt(2 df), the 5-sigma point of the normal
+    /// approximation to the chi-square distribution. This checks the whole shape, which a
+    /// rejection sampler with a wrong hat or squeeze can get wrong while keeping the mean.
+    fn check_chi_square(name: &str, xs: &[f64], lo: u64, hi: u64, ln_pmf: impl Fn(u64) -> f64) {
+        let n = xs.len() as f64;
+        let mut observed = vec![0f64; (hi - lo + 3) as usize];
+        for &x in xs {
+            let k = x as u64;
+            let bin = if k < lo {
+                0
+            } else if k > hi {
+                observed.len() - 1
+            } else {
+                (k - lo + 1) as usize
+            };
+            observed[bin] += 1.0;
+        }
+        let inner: Vec<f64> = (lo..=hi).map(|k| ln_pmf(k).exp()).collect();
+        let below: f64 = (0..lo).map(|k| ln_pmf(k).exp()).sum();
+        let above = 1.0 - below - inner.iter().sum::<f64>();
+        let mut expected = vec![below];
+        expected.extend(inner);
+        expected.push(above);
+        let chi2: f64 = observed
+            .iter()
+            .zip(&expected)
+            // An empty tail (lo = 0) has nothing expected and nothing observed; skip it.
+            .filter(|(_, &p)| p > 0.0)
+            .map(|(o, p)| (o - n * p).powi(2) / (n * p))
+            .sum();
+        let df = (expected.iter().filter(|&&p| p > 0.0).count() - 1) as f64;
+        assert!(
+            chi2 <= df + 5.0 * (2.0 * df).sqrt(),
+            "{name}: chi-square {chi2} with {df} df"
+        );
+    }
+
+    #[test]
+    fn poisson_and_binomial_shapes_fit_their_pmfs() {
+        let lambda: f64 = 37.5;
+        let xs = sample(60, |d| d.poisson(lambda) as f64);
+        check_chi_square("poisson(37.5)", &xs, 22, 55, |k| {
+            -lambda + k as f64 * lambda.ln() - log_gamma(k as f64 + 1.0)
+        });
+        let lambda: f64 = 4.0;
+        let xs = sample(61, |d| d.poisson(lambda) as f64);
+        check_chi_square("poisson(4)", &xs, 0, 12, |k| {
+            -lambda + k as f64 * lambda.ln() - log_gamma(k as f64 + 1.0)
+        });
+        let (n, p) = (200u64, 0.3f64);
+        let xs = sample(62, |d| d.binomial(n, p) as f64);
+        check_chi_square("binomial(200, 0.3)", &xs, 42, 78, |k| {
+            let (kf, nf) = (k as f64, n as f64);
+            log_gamma(nf + 1.0) - log_gamma(kf + 1.0) - log_gamma(nf - kf + 1.0)
+                + kf * p.ln()
+                + (nf - kf) * (1.0 - p).ln()
+        });
+    }
+
+    #[test]
+    fn binomial_edge_cases() {
+        let mut d = Stream::new(1, 1).draws(0, 0);
+        assert_eq!(d.binomial(0, 0.5), 0);
+        assert_eq!(d.binomial(10, 0.0), 0);
+        assert_eq!(d.binomial(10, 1.0), 10);
+        assert_eq!(d.binomial(10, f64::NAN), 0);
+        assert_eq!(d.poisson(-1.0), 0);
+        assert_eq!(d.poisson(f64::NAN), 0);
+    }
+
+    #[test]
+    fn log_gamma_matches_factorials() {
+        let mut fact = 1.0f64;
+        for k in 1..30u32 {
+            fact *= f64::from(k);
+            let lg = log_gamma(f64::from(k) + 1.0);
+            assert!(
+                (lg - fact.ln()).abs() < 1e-12 * fact.ln().max(1.0),
+                "k = {k}"
+            );
+        }
+        // Γ(1/2) = sqrt(pi).
+        assert!((log_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+}
