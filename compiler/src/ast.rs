@@ -275,7 +275,14 @@ pub enum UnOp {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+    /// Nesting depth (1 for a leaf). The parser refuses expressions deeper than
+    /// [`MAX_EXPR_DEPTH`], so every later stage may recurse over expressions safely.
+    pub depth: u32,
 }
+
+/// The deepest expression the parser accepts; far beyond anything written by hand, far below
+/// what would exhaust the stack of a recursive pass.
+pub const MAX_EXPR_DEPTH: u32 = 256;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
@@ -415,6 +422,9 @@ pub struct InputDecl {
 pub enum InputSource {
     /// An expression of time `t`: a constant, a step, a sine...
     Expr(Expr),
+    /// `input E.V_m += J * poisson(rate * dt)`: added to the variable every step, after
+    /// integration and before the threshold (the way NEST adds its ring-buffer input).
+    Add(Expr),
     /// A timed array read from a file, one row per `every` interval.
     File {
         path: String,
@@ -425,6 +435,12 @@ pub enum InputSource {
 
 impl Expr {
     pub fn new(kind: ExprKind, span: Span) -> Self {
-        Expr { kind, span }
+        let depth = 1 + match &kind {
+            ExprKind::Unary(_, a) => a.depth,
+            ExprKind::Binary(_, a, b) => a.depth.max(b.depth),
+            ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
+            _ => 0,
+        };
+        Expr { kind, span, depth }
     }
 }

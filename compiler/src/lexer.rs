@@ -92,6 +92,12 @@ pub enum Token<'input> {
     Number(&'input str),
     #[regex(r#""[^"\n]*""#, |lex| { let s = lex.slice(); &s[1..s.len() - 1] })]
     Str(&'input str),
+    /// A string the line ends inside; [`tokenize`] reports it and passes on a [`Token::Str`].
+    #[regex(r#""[^"\n]*"#, |lex| &lex.slice()[1..])]
+    UnterminatedStr(&'input str),
+    /// A string in single quotes; reported like an unterminated one, passed on as a string.
+    #[regex(r"'[^'\n]*'", |lex| { let s = lex.slice(); &s[1..s.len() - 1] })]
+    SingleQuotedStr(&'input str),
     #[regex(r"[A-Za-z_µΩ][A-Za-z0-9_µΩ]*", |lex| lex.slice())]
     Ident(&'input str),
     /// `dv/dt`: the time derivative of `v`, written without spaces.
@@ -163,6 +169,9 @@ pub enum Token<'input> {
     Newline,
     #[regex(r"//[^\n]*", logos::skip, allow_greedy = true)]
     Comment,
+    /// A `#` comment, as in Python; [`tokenize`] reports it and skips it like a comment.
+    #[regex(r"#[^\n]*", allow_greedy = true)]
+    HashComment,
     #[regex(r"///[^\n]*", |lex| lex.slice()[3..].trim(), priority = 10, allow_greedy = true)]
     DocComment(&'input str),
 }
@@ -171,11 +180,13 @@ impl fmt::Display for Token<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             Token::Number(s) => return write!(f, "number `{s}`"),
-            Token::Str(s) => return write!(f, "string \"{s}\""),
+            Token::Str(s) | Token::UnterminatedStr(s) | Token::SingleQuotedStr(s) => {
+                return write!(f, "string \"{s}\"")
+            }
             Token::Ident(s) => return write!(f, "identifier `{s}`"),
             Token::Derivative(s) => return write!(f, "derivative `d{s}/dt`"),
             Token::DocComment(_) => "doc comment",
-            Token::Comment => "comment",
+            Token::Comment | Token::HashComment => "comment",
             Token::Newline => "end of line",
             other => return write!(f, "`{}`", other.text()),
         };
@@ -255,9 +266,12 @@ impl Token<'_> {
             Token::Newline => "\\n",
             Token::Number(_)
             | Token::Str(_)
+            | Token::UnterminatedStr(_)
+            | Token::SingleQuotedStr(_)
             | Token::Ident(_)
             | Token::Derivative(_)
             | Token::Comment
+            | Token::HashComment
             | Token::DocComment(_) => "",
         }
     }
@@ -309,16 +323,56 @@ impl Token<'_> {
                 | Token::RBracket
                 | Token::Arrow
                 | Token::Colon
+                | Token::DotDot
         )
     }
 }
 
-/// A lexical error: a character or sequence no token starts with.
+/// A lexical error: a character or sequence no token starts with, explained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LexError {
     pub start: usize,
     pub end: usize,
     pub text: String,
+    /// The headline, such as "unexpected character `$`".
+    pub message: String,
+    /// What the primary label says about the text.
+    pub label: String,
+    pub help: Option<String>,
+}
+
+/// What a run of characters that starts no token most likely meant: the help line, and the
+/// token (if any) the parser gets in its place, so one slip gives one message.
+fn explain_stray<'input>(text: &'input str) -> (String, Option<String>, Option<Token<'input>>) {
+    let unexpected = format!("unexpected character `{}`", text.escape_debug());
+    let simple = |help: &str, token: Option<Token<'input>>| {
+        (unexpected.clone(), Some(help.to_string()), token)
+    };
+    match text {
+        "&&" | "&" => simple("write `and` to combine conditions", Some(Token::And)),
+        "||" | "|" => simple("write `or` to combine conditions", Some(Token::Or)),
+        "!" => simple("write `not` to negate a condition", Some(Token::Not)),
+        "\u{2212}" | "\u{2013}" | "\u{2014}" => (
+            format!("unexpected character `{text}` (a typographic dash)"),
+            Some("write the ASCII minus sign `-`".to_string()),
+            Some(Token::Minus),
+        ),
+        "\u{00d7}" | "\u{00b7}" | "\u{22c5}" => simple("write `*` to multiply", Some(Token::Star)),
+        "\u{2264}" => simple("write `<=`", Some(Token::Le)),
+        "\u{2265}" => simple("write `>=`", Some(Token::Ge)),
+        "\u{2260}" => simple("write `!=`", Some(Token::NotEq)),
+        "$" | "@" => simple("names are written without a sigil: drop it", None),
+        "`" => simple("names are written without quotes: drop the backticks", None),
+        _ if text.chars().all(char::is_alphabetic) => (
+            format!("unexpected character `{text}`"),
+            Some(
+                "names use ASCII letters, digits and `_` (units may also use `µ` and `Ω`); spell Greek letters out, as in `tau`"
+                    .to_string(),
+            ),
+            None,
+        ),
+        _ => (unexpected, None, None),
+    }
 }
 
 /// A `///` comment, kept so the driver can attach it to the declaration that follows.
@@ -342,38 +396,98 @@ pub struct Lexed<'input> {
 
 /// Lexes a whole file, applying the statement-ending newline rule.
 ///
-/// A newline becomes `;` when the token before it can end a statement, no bracket or
-/// parenthesis is open, and the next line does not start with a token that continues a
-/// statement (`else`, `connect`, a binary operator...). Otherwise it is dropped.
+/// A newline becomes `;` when the token before it can end a statement and the next line does
+/// not start with a token that continues a statement (`else`, `connect`, a binary operator,
+/// a closing bracket...). Otherwise it is dropped. Characters that start no token become
+/// [`LexError`]s; where their meaning is clear (`&&`, a typographic minus) the parser gets the
+/// intended token instead, and an unterminated string still reaches it as a string.
 pub fn tokenize(text: &str) -> Lexed<'_> {
     let mut raw: Vec<Spanned<'_>> = Vec::new();
     let mut lexed = Lexed::default();
     let mut lexer = Token::lexer(text);
+    // Adjacent stray characters (`&&`, a run of Greek letters) make one error.
+    let mut stray: Option<(usize, usize)> = None;
+    fn flush<'input>(
+        text: &'input str,
+        stray: &mut Option<(usize, usize)>,
+        lexed: &mut Lexed<'input>,
+        raw: &mut Vec<Spanned<'input>>,
+    ) {
+        if let Some((start, end)) = stray.take() {
+            let slice = &text[start..end];
+            let (message, help, replacement) = explain_stray(slice);
+            lexed.errors.push(LexError {
+                start,
+                end,
+                text: slice.to_string(),
+                message,
+                label: "not part of any token".to_string(),
+                help,
+            });
+            if let Some(token) = replacement {
+                raw.push((start, token, end));
+            }
+        }
+    }
     while let Some(result) = lexer.next() {
         let span = lexer.span();
+        if result.is_err() {
+            match &mut stray {
+                Some((_, end)) if *end == span.start => *end = span.end,
+                _ => {
+                    flush(text, &mut stray, &mut lexed, &mut raw);
+                    stray = Some((span.start, span.end));
+                }
+            }
+            continue;
+        }
+        flush(text, &mut stray, &mut lexed, &mut raw);
         match result {
             Ok(Token::DocComment(doc)) => lexed.docs.push(DocComment {
                 start: span.start,
                 end: span.end,
                 text: doc.to_string(),
             }),
-            Ok(token) => raw.push((span.start, token, span.end)),
-            Err(()) => lexed.errors.push(LexError {
+            Ok(Token::UnterminatedStr(body)) => {
+                lexed.errors.push(LexError {
+                    start: span.start,
+                    end: span.end,
+                    text: lexer.slice().to_string(),
+                    message: "unterminated string".to_string(),
+                    label: "the line ends before the closing `\"`".to_string(),
+                    help: Some(
+                        "strings end on the line they start on; add the closing `\"`".to_string(),
+                    ),
+                });
+                raw.push((span.start, Token::Str(body), span.end));
+            }
+            Ok(Token::SingleQuotedStr(body)) => {
+                lexed.errors.push(LexError {
+                    start: span.start,
+                    end: span.end,
+                    text: lexer.slice().to_string(),
+                    message: "strings are written in double quotes".to_string(),
+                    label: "single quotes".to_string(),
+                    help: Some(format!("write \"{body}\"")),
+                });
+                raw.push((span.start, Token::Str(body), span.end));
+            }
+            Ok(Token::HashComment) => lexed.errors.push(LexError {
                 start: span.start,
-                end: span.end,
-                text: lexer.slice().to_string(),
+                end: span.start + 1,
+                text: "#".to_string(),
+                message: "`#` does not start a comment".to_string(),
+                label: "not part of any token".to_string(),
+                help: Some("comments start with `//`".to_string()),
             }),
+            Ok(token) => raw.push((span.start, token, span.end)),
+            Err(()) => {}
         }
     }
+    flush(text, &mut stray, &mut lexed, &mut raw);
 
-    let mut depth: i32 = 0;
     for index in 0..raw.len() {
         let (start, token, end) = &raw[index];
-        match token {
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::RParen | Token::RBracket => depth = (depth - 1).max(0),
-            _ => {}
-        }
         if *token != Token::Newline {
             lexed.tokens.push((*start, token.clone(), *end));
             continue;
@@ -386,7 +500,9 @@ pub fn tokenize(text: &str) -> Lexed<'_> {
             .iter()
             .find(|(_, t, _)| *t != Token::Newline)
             .is_some_and(|(_, t, _)| t.continues_statement());
-        if depth == 0 && previous_ends && !next_continues {
+        // Inside parentheses too: two operands on consecutive lines never form an
+        // expression, so ending the statement there reports an unclosed `(` where it is.
+        if previous_ends && !next_continues {
             lexed.tokens.push((*start, Token::Semi, *end));
         }
     }

@@ -7,9 +7,14 @@
 
 pub mod ast;
 pub mod check;
+pub mod codegen;
 pub mod diagnostics;
 pub mod driver;
+pub mod instantiate;
+pub mod ir;
 pub mod lexer;
+pub mod lower;
+pub mod opt;
 pub mod parser;
 pub mod resolve;
 pub mod source;

@@ -204,6 +204,14 @@ fn report_cycles(graph: &ModuleGraph, sources: &SourceMap, diagnostics: &mut Vec
                 _ => None,
             })
             .unwrap_or_default();
+        if from == to {
+            diagnostics.push(
+                Diagnostic::error("a file imports itself")
+                    .primary(span, "this import names the file it is in")
+                    .help("remove this import: a file always sees its own models"),
+            );
+            continue;
+        }
         diagnostics.push(
             Diagnostic::error("import cycle")
                 .primary(span, "this import closes a cycle")
@@ -366,6 +374,10 @@ pub fn resolve(graph: &ModuleGraph, sources: &SourceMap) -> (Resolved, Vec<Diagn
             scope.insert(name.name, model);
         }
         for &imported in &module.imports {
+            if imported == module_index {
+                // A file importing itself; reported as a cycle, and it adds no names.
+                continue;
+            }
             for &model in &defined_in[imported] {
                 let name = &resolved.models[model].ast.name.name;
                 match scope.get(name) {
@@ -597,6 +609,8 @@ enum Use {
 
 struct ModelScope<'a> {
     model: &'a ModelInfo,
+    /// Names that have an ODE but no declaration: reported once, at the ODE, not at each use.
+    undeclared_odes: HashSet<String>,
 }
 
 impl ModelScope<'_> {
@@ -624,6 +638,7 @@ impl ModelScope<'_> {
                     }
                 }
                 None if crate::units::lookup(name).is_some() => {}
+                None if self.undeclared_odes.contains(name) => {}
                 None => diagnostics.push(unknown_name(name, span, self.model)),
             }
         });
@@ -681,8 +696,69 @@ pub fn walk_names(expr: &ast::Expr, f: &mut dyn FnMut(&str, Span, bool)) {
     }
 }
 
+/// Whether `name` is read or written anywhere in the model, outside ODE left-hand sides.
+fn model_uses(model: &ast::Model, name: &str) -> bool {
+    fn block_uses(block: &ast::Block, name: &str, found: &mut bool) {
+        for stmt in &block.stmts {
+            match stmt {
+                ast::Stmt::Assign { target, value, .. } => {
+                    *found |= target.name == name;
+                    expr_uses(value, name, found);
+                }
+                ast::Stmt::If {
+                    condition,
+                    then_block,
+                    else_block,
+                    ..
+                } => {
+                    expr_uses(condition, name, found);
+                    block_uses(then_block, name, found);
+                    if let Some(else_block) = else_block {
+                        block_uses(else_block, name, found);
+                    }
+                }
+                ast::Stmt::Error(_) => {}
+            }
+        }
+    }
+    fn expr_uses(expr: &ast::Expr, name: &str, found: &mut bool) {
+        walk_names(expr, &mut |n, _, is_call| *found |= !is_call && n == name);
+    }
+    let mut found = false;
+    for member in &model.members {
+        match member {
+            Member::Var(ast::VarDecl {
+                default: Some(e), ..
+            })
+            | Member::Let { value: e, .. }
+            | Member::Ode(ast::Ode { rhs: e, .. })
+            | Member::Spike { condition: e, .. }
+            | Member::Refractory { period: e, .. } => expr_uses(e, name, &mut found),
+            Member::Reset { body, .. } | Member::On { body, .. } => {
+                block_uses(body, name, &mut found)
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
-    let scope = ModelScope { model };
+    let undeclared_odes = model
+        .ast
+        .members
+        .iter()
+        .filter_map(|m| match m {
+            Member::Ode(ode) if !model.symbols.contains_key(&ode.var.name) => {
+                Some(ode.var.name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let scope = ModelScope {
+        model,
+        undeclared_odes,
+    };
     let kind = model.ast.kind;
     let mut odes: HashMap<&str, Span> = HashMap::new();
     let mut spike: Option<Span> = None;
@@ -746,7 +822,9 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                             .iter()
                             .filter(|v| v.kind == VarKind::State)
                             .map(|v| v.name.name.as_str());
-                        if let Some(best) = did_you_mean(&ode.var.name, states) {
+                        let best = did_you_mean(&ode.var.name, states);
+                        // A name the model also uses elsewhere is meant to be a new state.
+                        if let (Some(best), false) = (best, model_uses(&model.ast, &ode.var.name)) {
                             d = d.help(format!("did you mean `{best}`?"));
                         } else {
                             d = d.help(format!(
@@ -1064,7 +1142,8 @@ fn check_let_cycles(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
     for (name, _) in &model.lets {
         let mut stack = vec![name.name.as_str()];
         if let Some(cycle) = find_let_cycle(&lets, &mut stack) {
-            let mut key: Vec<&str> = cycle.clone();
+            // The cycle ends where it starts; the set of its members identifies it.
+            let mut key: Vec<&str> = cycle[..cycle.len() - 1].to_vec();
             key.sort();
             if reported.insert(key) {
                 diagnostics.push(
@@ -1143,7 +1222,7 @@ pub fn context_names(context: NetContext) -> &'static [&'static str] {
         NetContext::Constant => &["pi"],
         NetContext::Neuron => &["i", "pi"],
         NetContext::Synapse => &["i", "j", "pi"],
-        NetContext::Input => &["t", "i", "pi"],
+        NetContext::Input => &["t", "dt", "i", "pi"],
     }
 }
 
@@ -1177,7 +1256,9 @@ fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<D
             NetContext::Synapse => {
                 d.note("a per-synapse value may use `i` (source index) and `j` (target index)")
             }
-            NetContext::Input => d.note("an input may use `t` (time) and `i` (neuron index)"),
+            NetContext::Input => {
+                d.note("an input may use `t` (time), `dt` (the time step) and `i` (neuron index)")
+            }
         };
         if let Some(best) = did_you_mean(name, allowed.iter().copied()) {
             d = d.help(format!("did you mean `{best}`?"));
@@ -1396,7 +1477,7 @@ fn resolve_network(
                     );
                 }
                 match &input.source {
-                    ast::InputSource::Expr(expr) => {
+                    ast::InputSource::Expr(expr) | ast::InputSource::Add(expr) => {
                         check_net_expr(expr, NetContext::Input, diagnostics)
                     }
                     ast::InputSource::File { every, .. } => {
@@ -1732,16 +1813,38 @@ fn check_connect(connect: &ast::Connect, diagnostics: &mut Vec<Diagnostic>) {
             };
             let mut given: Vec<&str> = Vec::new();
             let known: Vec<&str> = required.iter().chain(optional.iter()).copied().collect();
+            // Required arguments nobody supplied, by name or by position: an unknown name is
+            // most likely a misspelling of one of them.
+            let missing: Vec<&str> = required
+                .iter()
+                .enumerate()
+                .filter(|(position, r)| {
+                    !args.iter().enumerate().any(|(i, a)| match &a.name {
+                        Some(n) => n.name == **r,
+                        None => i == *position,
+                    })
+                })
+                .map(|(_, r)| *r)
+                .collect();
+            let mut unknown_names = 0;
             for (position, arg) in args.iter().enumerate() {
                 let name = match &arg.name {
                     Some(name) => {
                         if !known.contains(&name.name.as_str()) {
+                            unknown_names += 1;
                             let mut d = Diagnostic::error(format!(
                                 "`{}` has no argument `{}`",
                                 rule.name, name.name
                             ))
                             .primary(name.span, "unknown argument");
-                            d = match did_you_mean(&name.name, known.iter().copied()) {
+                            let guess = did_you_mean(&name.name, known.iter().copied()).or(
+                                if missing.len() == 1 {
+                                    Some(missing[0])
+                                } else {
+                                    None
+                                },
+                            );
+                            d = match guess {
                                 Some(best) => d.help(format!("did you mean `{best}`?")),
                                 None if known.is_empty() => {
                                     d.note(format!("`{}` takes no arguments", rule.name))
@@ -1782,7 +1885,9 @@ fn check_connect(connect: &ast::Connect, diagnostics: &mut Vec<Diagnostic>) {
                 check_net_expr(&arg.value, NetContext::Constant, diagnostics);
             }
             for required in required.iter() {
-                if !given.contains(required) {
+                // A misspelt argument was already reported, with the missing one as its fix.
+                let reported_as_misspelling = unknown_names > 0 && missing.len() == 1;
+                if !given.contains(required) && !reported_as_misspelling {
                     diagnostics.push(
                         Diagnostic::error(format!(
                             "`{}` needs the argument `{required}`",

@@ -10,8 +10,9 @@
 //! `max_delay_steps` must not wrap onto the slot being read now.
 //!
 //! A delay of 0 writes into the current slot; it is seen only if added before the step's input
-//! is read, and is discarded by [`DelayRing::advance`] otherwise. The scheduler uses delays of
-//! at least one step for spikes.
+//! is read, and is discarded by [`DelayRing::advance`] otherwise. The scheduler
+//! (`schedule.rs`) delivers the spikes of a step before it reads that step's slot, so a delay
+//! of 0 acts within the same step.
 
 use std::ops::AddAssign;
 

@@ -4,18 +4,25 @@
 //! formats, recording and memory estimates. It must never depend on the compiler crate: a
 //! compiled model links this crate alone (architecture invariant 3).
 
+pub mod abi;
 pub mod connectivity;
 pub mod delays;
 pub mod error;
+pub mod inputs;
 pub mod memory;
+pub mod network;
 pub mod npy;
 pub mod record;
 pub mod rng;
+pub mod schedule;
 
 pub use connectivity::{Connectivity, PostIndex, ProjectionSpec};
 pub use delays::DelayRing;
 pub use error::RuntimeError;
+pub use inputs::TimedInput;
 pub use memory::{check_fits, MemoryEstimate};
+pub use network::{Network, Node, Population, Projection, SpikeSource, VariableSpec};
 pub use npy::{read_csv, read_npy, write_csv, write_npy, CsvTable, NpyArray, NpyData};
 pub use record::{OutputFormat, Recorder, RunStatus, TraceDtype};
 pub use rng::{uniform, Draws, Stream};
+pub use schedule::{NativeKernel, PopulationKernel, RunStats, Simulation};

@@ -229,6 +229,28 @@ impl Recorder {
         step: u64,
         values: &[T],
     ) -> Result<(), RuntimeError> {
+        self.record_trace_mapped(handle, step, values, |x| x)
+    }
+
+    /// As [`Self::record_trace`], writing each sampled value divided by `scale` (an SI
+    /// array recorded in the user's unit).
+    pub fn record_trace_scaled(
+        &mut self,
+        handle: TraceHandle,
+        step: u64,
+        values: &[f64],
+        scale: f64,
+    ) -> Result<(), RuntimeError> {
+        self.record_trace_mapped(handle, step, values, |x| x / scale)
+    }
+
+    fn record_trace_mapped<T: Copy + Into<f64>>(
+        &mut self,
+        handle: TraceHandle,
+        step: u64,
+        values: &[T],
+        map: impl Fn(f64) -> f64,
+    ) -> Result<(), RuntimeError> {
         let record = self
             .traces
             .get_mut(handle.0)
@@ -254,11 +276,14 @@ impl Recorder {
                 record
                     .neurons
                     .iter()
-                    .map(|&n| values[n as usize].into() as f32),
+                    .map(|&n| map(values[n as usize].into()) as f32),
             ),
-            TraceData::F64(d) => {
-                d.extend(record.neurons.iter().map(|&n| values[n as usize].into()))
-            }
+            TraceData::F64(d) => d.extend(
+                record
+                    .neurons
+                    .iter()
+                    .map(|&n| map(values[n as usize].into())),
+            ),
         }
         record.n_samples += 1;
         self.finished = false;

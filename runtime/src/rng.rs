@@ -110,6 +110,30 @@ impl Stream {
         bits_to_unit(self.bits(entity, step, draw))
     }
 
+    /// The stream's 64-bit key, so compiled code can carry it and rebuild the stream with
+    /// [`Stream::from_key`] without re-deriving it from the seed.
+    pub fn key(&self) -> u64 {
+        u64::from(self.key[0]) | (u64::from(self.key[1]) << 32)
+    }
+
+    pub fn from_key(key: u64) -> Self {
+        Stream {
+            key: [key as u32, (key >> 32) as u32],
+        }
+    }
+
+    /// A cursor over the draws of `(entity, step)` starting at draw index `first`.
+    pub fn draws_at(&self, entity: u32, step: u64, first: u32) -> Draws {
+        Draws {
+            stream: *self,
+            entity,
+            step,
+            next: first,
+            cached_block: None,
+            spare_normal: None,
+        }
+    }
+
     /// A cursor over the draws of `(entity, step)` starting at draw index 0, for the
     /// distributions that need a variable number of uniforms.
     pub fn draws(&self, entity: u32, step: u64) -> Draws {

@@ -4,11 +4,15 @@
 //! into an exit status: 0 when all is well, 1 when the input has errors, 2 for usage errors.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use snnc::diagnostics::{render_json, render_text};
-use snnc::driver;
-use std::io::Write;
-use std::path::PathBuf;
+use snnc::diagnostics::{render_json, render_text, Diagnostic};
+use snnc::driver::{self, Checked};
+use snnc::instantiate::{self, Output};
+use snnc::lower::program::{stream_of_update, Overrides, Program};
+use snnc_runtime::{NativeKernel, OutputFormat, PopulationKernel, RunStatus, Simulation};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +39,61 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
+    /// Compile a network, simulate it, and write spikes and traces.
+    Run {
+        /// The .snn file holding the network.
+        file: PathBuf,
+        #[command(flatten)]
+        setup: Setup,
+        /// Directory for spikes, traces and manifest.json.
+        #[arg(long, default_value = "snnc-out")]
+        out: PathBuf,
+        /// File format of the outputs.
+        #[arg(long, value_enum, default_value_t = DataFormat::Npy)]
+        format: DataFormat,
+        /// How kernels are executed: compiled to native code, or interpreted (the reference).
+        #[arg(long, value_enum, default_value_t = Backend::Jit)]
+        backend: Backend,
+        /// Print only errors.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the intermediate representation: kernels, and the integrator each ODE got.
+    Ir {
+        /// The .snn file holding the network.
+        file: PathBuf,
+        #[command(flatten)]
+        setup: Setup,
+    },
+}
+
+/// What the file says, overridden from the command line.
+#[derive(clap::Args, Debug)]
+struct Setup {
+    /// Which network to use, when the file defines several.
+    #[arg(long)]
+    network: Option<String>,
+    /// Simulated time, overriding the file's `run` (e.g. `2s`, `500ms`).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Seed of all random numbers, overriding the file's `seed`.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Set a population's parameter or initial value: `--set E.tau_m=10ms` (repeatable).
+    #[arg(long = "set", value_name = "POP.VAR=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum DataFormat {
+    Npy,
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Backend {
+    Jit,
+    Interpreter,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -51,7 +110,276 @@ fn main() -> ExitCode {
             format,
             dump,
         } => check(&files, format, dump),
+        Command::Run {
+            file,
+            setup,
+            out,
+            format,
+            backend,
+            quiet,
+        } => run(&file, &setup, &out, format, backend, quiet),
+        Command::Ir { file, setup } => ir(&file, &setup),
     }
+}
+
+/// Checks and lowers a file, printing diagnostics; `None` when it has errors.
+fn compile(file: &Path, setup: &Setup, quiet: bool) -> Option<(Checked, Program)> {
+    let overrides = match overrides(setup) {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return None;
+        }
+    };
+    let checked = match driver::check_file(file) {
+        Ok(checked) => checked,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return None;
+        }
+    };
+    let shown: Vec<Diagnostic> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| !quiet || d.is_error())
+        .cloned()
+        .collect();
+    eprint!("{}", render_text(&checked.sources, &shown));
+    if checked.has_errors() {
+        return None;
+    }
+    match driver::lower(&checked, setup.network.as_deref(), &overrides) {
+        Ok(program) => Some((checked, program)),
+        Err(diagnostics) => {
+            eprint!("{}", render_text(&checked.sources, &diagnostics));
+            None
+        }
+    }
+}
+
+fn overrides(setup: &Setup) -> Result<Overrides, String> {
+    let mut overrides = Overrides {
+        seed: setup.seed,
+        ..Overrides::default()
+    };
+    if let Some(duration) = &setup.duration {
+        overrides.duration = Some(driver::parse_duration(duration)?);
+    }
+    for set in &setup.set {
+        overrides.set.push(driver::parse_set(set)?);
+    }
+    Ok(overrides)
+}
+
+fn ir(file: &Path, setup: &Setup) -> ExitCode {
+    let Some((_, program)) = compile(file, setup, false) else {
+        return ExitCode::from(1);
+    };
+    let mut out = format!(
+        "network {} (dt = {} ms, seed = {})\n",
+        program.network,
+        snnc::units::format_number(program.dt * 1e3),
+        program.seed
+    );
+    for population in &program.populations {
+        out.push_str(&format!(
+            "\npopulation {}: {}[{}]\n",
+            population.name, population.model, population.size
+        ));
+        out.push_str(&snnc::ir::print::kernel(&population.init));
+        out.push_str(&snnc::ir::print::kernel(&population.update));
+    }
+    for projection in &program.projections {
+        out.push_str(&format!(
+            "\nprojection {}: connect {}, onto {}\n",
+            projection.name,
+            projection.connect_summary(),
+            program.populations[projection.post].update.vars[projection.target_var as usize].name
+        ));
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}
+
+fn run(
+    file: &Path,
+    setup: &Setup,
+    out: &Path,
+    format: DataFormat,
+    backend: Backend,
+    quiet: bool,
+) -> ExitCode {
+    let started = Instant::now();
+    let Some((checked, program)) = compile(file, setup, quiet) else {
+        return ExitCode::from(1);
+    };
+    let Some(duration) = program.duration else {
+        eprintln!(
+            "error: the network `{}` has no run length; add `run <duration>` to it or pass `--duration`",
+            program.network
+        );
+        return ExitCode::from(1);
+    };
+    let front_end = started.elapsed();
+    let report =
+        |diagnostics: &[Diagnostic]| eprint!("{}", render_text(&checked.sources, diagnostics));
+
+    // Native code first: a failure here is a compiler bug, and must stop before any output.
+    let jit_started = Instant::now();
+    let compiled = match backend {
+        Backend::Jit => {
+            let kernels: Vec<&snnc::ir::Kernel> =
+                program.populations.iter().map(|p| &p.update).collect();
+            match snnc::codegen::jit_compile(&kernels) {
+                Ok(compiled) => Some(compiled),
+                Err(message) => {
+                    eprintln!("error: code generation failed: {message}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        Backend::Interpreter => None,
+    };
+    let jit_time = jit_started.elapsed();
+
+    let build_started = Instant::now();
+    let data = match driver::read_data_files(file, &program) {
+        Ok(data) => data,
+        Err(diagnostics) => {
+            report(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
+    let steps = instantiate::steps_for(duration, program.dt);
+    let output = Output {
+        dir: out.to_path_buf(),
+        format: match format {
+            DataFormat::Npy => OutputFormat::Npy,
+            DataFormat::Csv => OutputFormat::Csv,
+        },
+    };
+    let (mut network, warnings) =
+        match instantiate::instantiate(&program, &data, steps, Some(&output)) {
+            Ok(built) => built,
+            Err(diagnostics) => {
+                report(&diagnostics);
+                return ExitCode::from(1);
+            }
+        };
+    if !quiet {
+        report(&warnings);
+    }
+    let mut kernels: Vec<Box<dyn PopulationKernel>> = match &compiled {
+        Some(compiled) => program
+            .populations
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let key = snnc_runtime::Stream::new(program.seed, stream_of_update(i)).key();
+                // SAFETY: the function was compiled from this population's update kernel, whose
+                // variables are exactly the population's arrays, and `compiled` outlives the run.
+                let kernel =
+                    unsafe { NativeKernel::new(compiled.function(i), key, p.update.vars.len()) };
+                Box::new(kernel) as Box<dyn PopulationKernel>
+            })
+            .collect(),
+        None => instantiate::interpreted_kernels(&program),
+    };
+    let build_time = build_started.elapsed();
+
+    let show_progress = !quiet && duration > 1.0 && std::io::stderr().is_terminal();
+    let run_started = Instant::now();
+    let mut progress = |done: u64, total: u64| {
+        if !show_progress || total == 0 {
+            return;
+        }
+        let fraction = done as f64 / total as f64;
+        let simulated = done as f64 * program.dt;
+        let rtf = if simulated > 0.0 {
+            run_started.elapsed().as_secs_f64() / simulated
+        } else {
+            0.0
+        };
+        let filled = (fraction * 30.0) as usize;
+        eprint!(
+            "\r[{}{}] {:>3.0}%  t = {:.2} s / {:.2} s  real-time factor {:.3}  ",
+            "=".repeat(filled),
+            " ".repeat(30 - filled),
+            fraction * 100.0,
+            simulated,
+            duration,
+            rtf
+        );
+        if done == total {
+            eprintln!();
+        }
+    };
+    let mut simulation = Simulation::new();
+    let stats = match simulation.run(&mut network, &mut kernels, steps, &mut progress) {
+        Ok(stats) => stats,
+        Err(error) => {
+            eprintln!("error: the simulation stopped: {error}");
+            eprintln!(
+                "note: the partial outputs in {} are valid and marked as interrupted in manifest.json",
+                out.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(error) = network.finish_recording(RunStatus::Complete) {
+        eprintln!("error: writing the outputs failed: {error}");
+        return ExitCode::from(1);
+    }
+    let run_time = run_started.elapsed();
+    drop(kernels);
+    drop(compiled);
+    if quiet {
+        return ExitCode::SUCCESS;
+    }
+
+    let n_neurons: usize = network.populations.iter().map(|p| p.size).sum();
+    let n_synapses: u64 = network
+        .projections
+        .iter()
+        .map(|p| p.connectivity.n_synapses())
+        .sum();
+    let simulated = steps as f64 * program.dt;
+    println!(
+        "network {}: {n_neurons} neurons, {n_synapses} synapses, {} s simulated in {steps} steps",
+        program.network,
+        snnc::units::format_number(simulated)
+    );
+    println!(
+        "  {:<12} {:>10} {:>10} {:>12}",
+        "population", "neurons", "spikes", "mean rate"
+    );
+    for (i, population) in network.populations.iter().enumerate() {
+        let spikes = stats.population_spikes.get(i).copied().unwrap_or(0);
+        let rate = if population.size > 0 && simulated > 0.0 {
+            spikes as f64 / population.size as f64 / simulated
+        } else {
+            0.0
+        };
+        println!(
+            "  {:<12} {:>10} {:>10} {:>9.2} Hz",
+            population.name, population.size, spikes, rate
+        );
+    }
+    println!(
+        "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s, real-time factor {:.3}",
+        (front_end + jit_time).as_secs_f64() * 1e3,
+        front_end.as_secs_f64() * 1e3,
+        jit_time.as_secs_f64() * 1e3,
+        build_time.as_secs_f64() * 1e3,
+        run_time.as_secs_f64(),
+        run_time.as_secs_f64() / simulated.max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  {} synaptic events; outputs in {}/ (manifest.json)",
+        stats.synaptic_events,
+        out.display()
+    );
+    ExitCode::SUCCESS
 }
 
 fn check(files: &[PathBuf], format: Format, dump: bool) -> ExitCode {

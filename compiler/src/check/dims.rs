@@ -176,8 +176,11 @@ pub fn unit_dim(
                 Some(d) => Some(d),
                 None => {
                     diagnostics.push(
-                        Diagnostic::error("unit exponent too large")
-                            .primary(unit.span, "overflows"),
+                        Diagnostic::error("a unit exponent is out of range")
+                            .primary(unit.span, "this power cannot be represented")
+                            .note(
+                                "the exponent of each SI base unit must lie between -127 and 127",
+                            ),
                     );
                     None
                 }
@@ -202,7 +205,13 @@ pub fn unknown_unit(name: &str, unit: &UnitExpr) -> Diagnostic {
     let mut d =
         Diagnostic::error(format!("unknown unit `{name}`")).primary(unit.span, "not a unit");
     let names = units::known_unit_names();
-    if let Some(best) = did_you_mean(name, names.iter().copied()) {
+    // Case is the commonest slip (`mv`, `MS`), and edit distance alone would suggest `m`.
+    let same_letters = names.iter().find(|n| n.eq_ignore_ascii_case(name));
+    if let Some(best) = same_letters {
+        d = d.help(format!(
+            "did you mean `{best}`? unit names are case sensitive"
+        ));
+    } else if let Some(best) = did_you_mean(name, names.iter().copied()) {
         d = d.help(format!("did you mean `{best}`?"));
     } else {
         d = d.note("units are SI units with an optional prefix, such as ms, mV, nS, pA, pF, Hz, Mohm, um, mM");

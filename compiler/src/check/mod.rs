@@ -129,13 +129,12 @@ impl<'a> ModelChecker<'a> {
                                 d = d.help(
                                     "divide by a time constant, as in `(v_rest - v) / tau_m`",
                                 );
-                            } else if found_dim
-                                == expected
-                                    .times(Dim::time())
-                                    .times(Dim::time())
-                                    .per(Dim::time())
-                            {
-                                d = d.help("the units are off by a factor of time");
+                            } else if found_dim == expected.per(Dim::time()) {
+                                d = d.help(
+                                    "this divides by a time once too often; check the time constants",
+                                );
+                            } else if found_dim == expected.times(Dim::time()).times(Dim::time()) {
+                                d = d.help("this is off by a factor of time squared; check the time constants");
                             }
                             diagnostics.push(d);
                         }
@@ -336,6 +335,15 @@ fn expect_dim(
             }
             diagnostics.push(d);
         }
+    }
+}
+
+/// The number of a literal quantity such as `0.1 ms` or `-0.1 ms`, in the unit written.
+fn literal_quantity(expr: &ast::Expr) -> Option<f64> {
+    match &expr.kind {
+        ExprKind::Quantity(v, _) => Some(*v),
+        ExprKind::Unary(UnOp::Neg, inner) => literal_quantity(inner).map(|v| -v),
+        _ => None,
     }
 }
 
@@ -809,7 +817,7 @@ impl Scope for NetScope {
     ) -> Option<Ty> {
         if resolve::context_names(self.context).contains(&name) {
             return Some(match name {
-                "t" => Ty::Quantity(Dim::time()),
+                "t" | "dt" => Ty::Quantity(Dim::time()),
                 _ => Ty::one(),
             });
         }
@@ -887,7 +895,7 @@ fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut 
                         "the time step `dt`",
                         diagnostics,
                     );
-                    if let ExprKind::Quantity(v, _) = value.kind {
+                    if let Some(v) = literal_quantity(value) {
                         if v <= 0.0 {
                             diagnostics.push(
                                 Diagnostic::error("the time step must be positive")
@@ -950,7 +958,7 @@ fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut 
                 check_range(&input.population, diagnostics);
                 let dim = model.and_then(|m| var_dim(m, &input.variable.name, diagnostics));
                 match &input.source {
-                    ast::InputSource::Expr(expr) => {
+                    ast::InputSource::Expr(expr) | ast::InputSource::Add(expr) => {
                         let found = infer_net(expr, NetContext::Input, diagnostics);
                         if let Some(dim) = dim {
                             expect_dim(

@@ -1,0 +1,840 @@
+//! IR kernels to Cranelift functions, generic over the [`Module`] that receives them.
+//!
+//! [`define_kernel`] emits one function `extern "C" fn(*mut KernelContext)` per kernel: it
+//! loads the context's fields once, then runs a single fused loop over the elements
+//! `start..end`. Per element it evaluates the body with IR locals as Cranelift [`Variable`]s,
+//! loads each per-element array value lazily (at its first read, then keeps it in a variable,
+//! which a store also updates), writes stores straight through to memory, and appends the
+//! element to the spike buffer at the end if any `Spike` ran. The only calls are to the
+//! runtime's `extern "C"` math helpers and `snnc_random`; the JIT registers their addresses
+//! ([`runtime_symbols`]), an object file leaves them as imports for the linker.
+//!
+//! Every operation reproduces `ir::interp` bit for bit (NaN payloads aside):
+//!
+//! * `+ - * /`, negation, `abs`, `sqrt`, `floor`, `ceil` are Cranelift instructions, which are
+//!   IEEE-exact like Rust's.
+//! * Comparisons use ordered condition codes except `!=` (unordered-or-not-equal), as Rust's
+//!   operators do, and produce 1.0 or 0.0; `and`, `or`, `if` and `select` test `!= 0.0`, so NaN
+//!   counts as true; `not` tests `== 0.0`.
+//! * `min`/`max` are a compare and two selects, not `fmin`/`fmax` (which propagate NaN): a NaN
+//!   operand yields the other operand, and equal operands (`+0.0` and `-0.0`) yield the first,
+//!   which is what Rust's `f64::min`/`max` do on x86-64.
+//! * `%`, `^`, `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` call the runtime's
+//!   helpers, which are the Rust functions the interpreter uses.
+//! * Random draws call `snnc_random` with the element as `u32`, like the interpreter; a
+//!   non-Poisson draw ignores its argument, so the argument is not evaluated.
+//! * Subexpressions that are the same for every element (built from constants and `t` only)
+//!   are computed once before the loop; constant ones are folded at compile time with the
+//!   interpreter's own `binary` and `call`, so folding cannot change a result. Conditions
+//!   (`if`, `select`, `and`, `or`, `not`) use comparison results directly instead of
+//!   materialising 1.0/0.0 and testing it.
+//! * IR locals start at 0.0 once per invocation, not per element, as in the interpreter (a
+//!   well-formed kernel assigns before reading, and then this costs nothing).
+//!
+//! Arrays must not overlap (the interpreter's `&mut` slices guarantee it): a value loaded for
+//! one variable is not reloaded after a store to another.
+
+use crate::ir::interp::{self, random_kind};
+use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, Type, UserFuncName,
+    Value,
+};
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_module::{FuncId, Linkage, Module};
+use snnc_runtime::abi::{self, KernelContext};
+use std::collections::HashMap;
+use std::mem::offset_of;
+
+/// The runtime functions compiled kernels call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Helper {
+    Exp,
+    Expm1,
+    Log,
+    Log10,
+    Sin,
+    Cos,
+    Tan,
+    Tanh,
+    Pow,
+    Fmod,
+    Random,
+}
+
+const HELPERS: [Helper; 11] = [
+    Helper::Exp,
+    Helper::Expm1,
+    Helper::Log,
+    Helper::Log10,
+    Helper::Sin,
+    Helper::Cos,
+    Helper::Tan,
+    Helper::Tanh,
+    Helper::Pow,
+    Helper::Fmod,
+    Helper::Random,
+];
+
+impl Helper {
+    fn name(self) -> &'static str {
+        match self {
+            Helper::Exp => "snnc_exp",
+            Helper::Expm1 => "snnc_expm1",
+            Helper::Log => "snnc_log",
+            Helper::Log10 => "snnc_log10",
+            Helper::Sin => "snnc_sin",
+            Helper::Cos => "snnc_cos",
+            Helper::Tan => "snnc_tan",
+            Helper::Tanh => "snnc_tanh",
+            Helper::Pow => "snnc_pow",
+            Helper::Fmod => "snnc_fmod",
+            Helper::Random => "snnc_random",
+        }
+    }
+
+    fn address(self) -> *const u8 {
+        let unary = |f: extern "C" fn(f64) -> f64| f as *const u8;
+        match self {
+            Helper::Exp => unary(abi::snnc_exp),
+            Helper::Expm1 => unary(abi::snnc_expm1),
+            Helper::Log => unary(abi::snnc_log),
+            Helper::Log10 => unary(abi::snnc_log10),
+            Helper::Sin => unary(abi::snnc_sin),
+            Helper::Cos => unary(abi::snnc_cos),
+            Helper::Tan => unary(abi::snnc_tan),
+            Helper::Tanh => unary(abi::snnc_tanh),
+            Helper::Pow => abi::snnc_pow as extern "C" fn(f64, f64) -> f64 as *const u8,
+            Helper::Fmod => abi::snnc_fmod as extern "C" fn(f64, f64) -> f64 as *const u8,
+            Helper::Random => {
+                abi::snnc_random as extern "C" fn(u64, u32, u64, u32, u32, f64) -> f64 as *const u8
+            }
+        }
+    }
+
+    fn signature<M: Module>(self, module: &M) -> Signature {
+        let mut sig = module.make_signature();
+        let params: &[Type] = match self {
+            Helper::Pow | Helper::Fmod => &[types::F64, types::F64],
+            // (stream_key, element, step, site, kind, arg)
+            Helper::Random => &[
+                types::I64,
+                types::I32,
+                types::I64,
+                types::I32,
+                types::I32,
+                types::F64,
+            ],
+            _ => &[types::F64],
+        };
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns.push(AbiParam::new(types::F64));
+        sig
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The symbols compiled kernels import, with their addresses in this process, for a JIT to
+/// resolve them.
+pub fn runtime_symbols() -> Vec<(&'static str, *const u8)> {
+    HELPERS.iter().map(|h| (h.name(), h.address())).collect()
+}
+
+/// The host's instruction set with `opt_level=speed`. A JIT needs `pic = false`; object files
+/// for shared libraries want `pic = true`.
+pub fn host_isa(pic: bool) -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags
+            .set(name, value)
+            .map_err(|e| format!("cranelift flag {name}={value}: {e}"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    // The JIT may place code far from the runtime's helpers.
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let isa = cranelift_native::builder().map_err(|e| format!("unsupported host: {e}"))?;
+    isa.finish(settings::Flags::new(flags))
+        .map_err(|e| format!("cranelift: {e}"))
+}
+
+/// Declares and defines `kernel` in `module` as an exported function `name` with the
+/// signature `extern "C" fn(*mut KernelContext)`.
+pub fn define_kernel<M: Module>(
+    module: &mut M,
+    kernel: &Kernel,
+    name: &str,
+) -> Result<FuncId, String> {
+    validate(kernel)?;
+    let ptr = module.target_config().pointer_type();
+    if ptr != types::I64 {
+        return Err(format!(
+            "kernel `{}`: only 64-bit targets are supported",
+            kernel.name
+        ));
+    }
+
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(ptr));
+    let id = module
+        .declare_function(name, Linkage::Export, &sig)
+        .map_err(|e| format!("kernel `{}`: {e}", kernel.name))?;
+
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+
+    // Import only the helpers the kernel calls, so object files name no others.
+    let used = used_helpers(kernel);
+    let mut helpers = [None; HELPERS.len()];
+    for h in HELPERS {
+        if used[h.index()] {
+            let hid = module
+                .declare_function(h.name(), Linkage::Import, &h.signature(module))
+                .map_err(|e| format!("kernel `{}`: {e}", kernel.name))?;
+            helpers[h.index()] = Some(module.declare_func_in_func(hid, &mut ctx.func));
+        }
+    }
+
+    let mut fctx = FunctionBuilderContext::new();
+    let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    emit(builder, kernel, helpers, module.target_config());
+
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("kernel `{}`: cranelift: {e:?}", kernel.name))?;
+    module.clear_context(&mut ctx);
+    Ok(id)
+}
+
+/// Rejects out-of-range variable and local indices, which the interpreter would panic on.
+fn validate(kernel: &Kernel) -> Result<(), String> {
+    let n_vars = kernel.vars.len();
+    let n_locals = kernel.n_locals as usize;
+    let mut err = None;
+    let mut check_expr = |e: &Expr| {
+        e.visit(&mut |e| match e {
+            Expr::Var(v) if *v as usize >= n_vars => {
+                err = Some(format!("variable {v} out of range"))
+            }
+            Expr::Local(l) if *l as usize >= n_locals => {
+                err = Some(format!("local {l} out of range"))
+            }
+            _ => {}
+        })
+    };
+    let mut bad_target = None;
+    walk(&kernel.body, &mut |s| match s {
+        Stmt::Let(l, e) => {
+            if *l as usize >= n_locals {
+                bad_target = Some(format!("local {l} out of range"));
+            }
+            check_expr(e);
+        }
+        Stmt::Store(v, e) => {
+            if *v as usize >= n_vars {
+                bad_target = Some(format!("variable {v} out of range"));
+            }
+            check_expr(e);
+        }
+        Stmt::If(c, _, _) => check_expr(c),
+        Stmt::Spike => {}
+    });
+    match err.or(bad_target) {
+        Some(msg) => Err(format!("kernel `{}`: {msg}", kernel.name)),
+        None => Ok(()),
+    }
+}
+
+/// Calls `f` on every statement, nested ones included.
+fn walk<'k>(stmts: &'k [Stmt], f: &mut dyn FnMut(&'k Stmt)) {
+    for s in stmts {
+        f(s);
+        if let Stmt::If(_, a, b) = s {
+            walk(a, f);
+            walk(b, f);
+        }
+    }
+}
+
+/// Calls `f` on every expression of the statements.
+fn walk_exprs(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
+    walk(stmts, &mut |s| match s {
+        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) => e.visit(f),
+        Stmt::Spike => {}
+    });
+}
+
+fn helper_of(e: &Expr) -> Option<Helper> {
+    Some(match e {
+        Expr::Binary(BinOp::Rem, ..) => Helper::Fmod,
+        Expr::Binary(BinOp::Pow, ..) => Helper::Pow,
+        Expr::Call(Func::Exp, _) => Helper::Exp,
+        Expr::Call(Func::Expm1, _) => Helper::Expm1,
+        Expr::Call(Func::Log, _) => Helper::Log,
+        Expr::Call(Func::Log10, _) => Helper::Log10,
+        Expr::Call(Func::Sin, _) => Helper::Sin,
+        Expr::Call(Func::Cos, _) => Helper::Cos,
+        Expr::Call(Func::Tan, _) => Helper::Tan,
+        Expr::Call(Func::Tanh, _) => Helper::Tanh,
+        Expr::Random { .. } => Helper::Random,
+        _ => return None,
+    })
+}
+
+fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
+    let mut used = [false; HELPERS.len()];
+    walk_exprs(&kernel.body, &mut |e| {
+        if let Some(h) = helper_of(e) {
+            used[h.index()] = true;
+        }
+    });
+    used
+}
+
+/// Whether evaluating `e` calls out of the kernel (then `select` branches instead of
+/// evaluating both sides).
+fn calls_out(e: &Expr) -> bool {
+    let mut found = false;
+    e.visit(&mut |e| found |= helper_of(e).is_some());
+    found
+}
+
+/// Whether `e` has the same value for every element of one invocation.
+fn is_invariant(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) | Expr::Time => true,
+        Expr::Var(_) | Expr::Local(_) | Expr::Index | Expr::Random { .. } => false,
+        Expr::Unary(_, a) | Expr::Call(_, a) => is_invariant(a),
+        Expr::Binary(_, a, b) => is_invariant(a) && is_invariant(b),
+        Expr::Select(c, a, b) => is_invariant(c) && is_invariant(a) && is_invariant(b),
+    }
+}
+
+/// The largest invariant subexpressions of `e` that are not leaves.
+fn maximal_invariants<'k>(e: &'k Expr, out: &mut Vec<&'k Expr>) {
+    if matches!(e, Expr::Const(_) | Expr::Time) {
+        return;
+    }
+    if is_invariant(e) {
+        out.push(e);
+        return;
+    }
+    match e {
+        Expr::Const(_) | Expr::Var(_) | Expr::Local(_) | Expr::Time | Expr::Index => {}
+        Expr::Unary(_, a) | Expr::Call(_, a) => maximal_invariants(a, out),
+        Expr::Random { arg, .. } => maximal_invariants(arg, out),
+        Expr::Binary(_, a, b) => {
+            maximal_invariants(a, out);
+            maximal_invariants(b, out);
+        }
+        Expr::Select(c, a, b) => {
+            maximal_invariants(c, out);
+            maximal_invariants(a, out);
+            maximal_invariants(b, out);
+        }
+    }
+}
+
+/// The value of a constant expression, computed exactly as the interpreter computes it.
+fn fold(e: &Expr) -> Option<f64> {
+    Some(match e {
+        Expr::Const(c) => *c,
+        Expr::Unary(UnOp::Neg, a) => -fold(a)?,
+        Expr::Unary(UnOp::Not, a) => {
+            if fold(a)? == 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Expr::Binary(op, a, b) => interp::binary(*op, fold(a)?, fold(b)?),
+        Expr::Call(f, a) => interp::call(*f, fold(a)?),
+        Expr::Select(c, a, b) => {
+            let (c, a, b) = (fold(c)?, fold(a)?, fold(b)?);
+            if c != 0.0 {
+                a
+            } else {
+                b
+            }
+        }
+        Expr::Var(_) | Expr::Local(_) | Expr::Time | Expr::Index | Expr::Random { .. } => {
+            return None
+        }
+    })
+}
+
+/// The condition code of a comparison operator: ordered, except `!=`, as Rust's operators.
+fn comparison(op: BinOp) -> Option<FloatCC> {
+    Some(match op {
+        BinOp::Lt => FloatCC::LessThan,
+        BinOp::Le => FloatCC::LessThanOrEqual,
+        BinOp::Gt => FloatCC::GreaterThan,
+        BinOp::Ge => FloatCC::GreaterThanOrEqual,
+        BinOp::Eq => FloatCC::Equal,
+        BinOp::Ne => FloatCC::NotEqual,
+        _ => return None,
+    })
+}
+
+/// Operators whose result is 1.0 or 0.0.
+fn is_logical(op: BinOp) -> bool {
+    comparison(op).is_some() || matches!(op, BinOp::And | BinOp::Or)
+}
+
+fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Loads a context field.
+fn field(b: &mut FunctionBuilder, ty: Type, ctx: Value, offset: usize) -> Value {
+    b.ins().load(ty, trusted(), ctx, offset as i32)
+}
+
+struct Gen<'f> {
+    b: FunctionBuilder<'f>,
+    helpers: [Option<FuncRef>; HELPERS.len()],
+    t: Value,
+    step: Value,
+    stream_key: Value,
+    /// Base pointer of each array the kernel touches (loaded once, before the loop).
+    bases: Vec<Option<Value>>,
+    /// The current element: as an index, its byte offset into f64 arrays, as u32, as f64.
+    elem_offset: Value,
+    elem_u32: Value,
+    elem_f64: Value,
+    /// The element's value of each array, once loaded or stored in this element.
+    var_cache: Vec<Variable>,
+    /// Which `var_cache` entries are defined on every path to the current point.
+    cached: Vec<bool>,
+    locals: Vec<Variable>,
+    /// Whether the element has spiked (I8), when the kernel can spike.
+    spiked: Option<Variable>,
+    /// Values of loop-invariant subexpressions, computed before the loop (keyed by address).
+    hoisted: HashMap<*const Expr, Value>,
+}
+
+fn emit(
+    mut b: FunctionBuilder,
+    kernel: &Kernel,
+    helpers: [Option<FuncRef>; HELPERS.len()],
+    config: TargetFrontendConfig,
+) {
+    let n_vars = kernel.vars.len();
+    let mut touched = vec![false; n_vars];
+    walk(&kernel.body, &mut |s| {
+        if let Stmt::Store(v, _) = s {
+            touched[*v as usize] = true;
+        }
+    });
+    walk_exprs(&kernel.body, &mut |e| {
+        if let Expr::Var(v) = e {
+            touched[*v as usize] = true;
+        }
+    });
+    let mut can_spike = false;
+    walk(&kernel.body, &mut |s| can_spike |= matches!(s, Stmt::Spike));
+
+    let entry = b.create_block();
+    let header = b.create_block();
+    let body = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+
+    // Entry: read the context once.
+    b.switch_to_block(entry);
+    let ctx = b.block_params(entry)[0];
+    let i64t = types::I64;
+    let arrays = field(&mut b, i64t, ctx, offset_of!(KernelContext, arrays));
+    let start = field(&mut b, i64t, ctx, offset_of!(KernelContext, start));
+    let end = field(&mut b, i64t, ctx, offset_of!(KernelContext, end));
+    let step = field(&mut b, i64t, ctx, offset_of!(KernelContext, step));
+    let t = field(&mut b, types::F64, ctx, offset_of!(KernelContext, t));
+    let stream_key = field(&mut b, i64t, ctx, offset_of!(KernelContext, stream_key));
+    let bases = touched
+        .iter()
+        .enumerate()
+        .map(|(v, &used)| used.then(|| b.ins().load(i64t, trusted(), arrays, (v * 8) as i32)))
+        .collect();
+    let element = b.declare_var(i64t);
+    b.def_var(element, start);
+    let zero = b.ins().f64const(0.0);
+    let locals: Vec<Variable> = (0..kernel.n_locals)
+        .map(|_| {
+            let v = b.declare_var(types::F64);
+            b.def_var(v, zero);
+            v
+        })
+        .collect();
+    let var_cache = (0..n_vars).map(|_| b.declare_var(types::F64)).collect();
+    let spike_state = can_spike.then(|| {
+        let spikes = field(&mut b, i64t, ctx, offset_of!(KernelContext, spikes));
+        let n = b.declare_var(i64t);
+        let n0 = field(&mut b, i64t, ctx, offset_of!(KernelContext, n_spikes));
+        b.def_var(n, n0);
+        (spikes, n, b.declare_var(types::I8))
+    });
+    let mut g = Gen {
+        b,
+        helpers,
+        t,
+        step,
+        stream_key,
+        bases,
+        // Placeholders until the body block defines them; invariant code never reads them.
+        elem_offset: start,
+        elem_u32: start,
+        elem_f64: t,
+        var_cache,
+        cached: vec![false; n_vars],
+        locals,
+        spiked: spike_state.map(|s| s.2),
+        hoisted: HashMap::new(),
+    };
+    // Loop-invariant subexpressions: folded when constant, else computed once here.
+    let mut invariant = Vec::new();
+    walk(&kernel.body, &mut |s| match s {
+        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) => {
+            maximal_invariants(e, &mut invariant)
+        }
+        Stmt::Spike => {}
+    });
+    for e in invariant {
+        let value = match fold(e) {
+            Some(c) => g.b.ins().f64const(c),
+            None => g.expr(e),
+        };
+        g.hoisted.insert(e as *const Expr, value);
+    }
+    g.b.ins().jump(header, &[]);
+
+    // Header: while element < end.
+    g.b.switch_to_block(header);
+    let i = g.b.use_var(element);
+    let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+    g.b.ins().brif(more, body, &[], exit, &[]);
+
+    // Body: one element.
+    g.b.switch_to_block(body);
+    let i = g.b.use_var(element);
+    g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
+    g.elem_u32 = g.b.ins().ireduce(types::I32, i);
+    // Signed conversion is cheaper and equals `as f64` on a usize below 2^63.
+    g.elem_f64 = g.b.ins().fcvt_from_sint(types::F64, i);
+    let elem_u32 = g.elem_u32;
+    if let Some((_, _, spiked)) = spike_state {
+        let no = g.b.ins().iconst(types::I8, 0);
+        g.b.def_var(spiked, no);
+    }
+    g.stmts(&kernel.body);
+    let mut b = g.b;
+
+    // Latch: record a spike, then the next element.
+    let latch = b.create_block();
+    if let Some((spikes, n, spiked)) = spike_state {
+        let record = b.create_block();
+        let s = b.use_var(spiked);
+        b.ins().brif(s, record, &[], latch, &[]);
+        b.switch_to_block(record);
+        b.set_cold_block(record);
+        let count = b.use_var(n);
+        let offset = b.ins().ishl_imm_u(count, 2);
+        let addr = b.ins().iadd(spikes, offset);
+        b.ins().store(trusted(), elem_u32, addr, 0);
+        let count = b.ins().iadd_imm_u(count, 1);
+        b.def_var(n, count);
+    }
+    b.ins().jump(latch, &[]);
+    b.switch_to_block(latch);
+    let i = b.use_var(element);
+    let next = b.ins().iadd_imm_u(i, 1);
+    b.def_var(element, next);
+    b.ins().jump(header, &[]);
+
+    // Exit: publish the spike count.
+    b.switch_to_block(exit);
+    if let Some((_, n, _)) = spike_state {
+        let count = b.use_var(n);
+        b.ins().store(
+            trusted(),
+            count,
+            ctx,
+            offset_of!(KernelContext, n_spikes) as i32,
+        );
+    }
+    b.ins().return_(&[]);
+
+    b.seal_all_blocks();
+    b.finalize(config);
+}
+
+impl Gen<'_> {
+    fn stmts(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) {
+        match stmt {
+            Stmt::Let(l, e) => {
+                let v = self.expr(e);
+                self.b.def_var(self.locals[*l as usize], v);
+            }
+            Stmt::Store(var, e) => {
+                let v = self.expr(e);
+                let addr = self.address(*var);
+                self.b.ins().store(trusted(), v, addr, 0);
+                self.b.def_var(self.var_cache[*var as usize], v);
+                self.cached[*var as usize] = true;
+            }
+            Stmt::If(c, then_body, else_body) => {
+                let cond = self.cond(c);
+                let then_block = self.b.create_block();
+                let else_block = self.b.create_block();
+                let join = self.b.create_block();
+                self.b.ins().brif(cond, then_block, &[], else_block, &[]);
+                let before = self.cached.clone();
+
+                self.b.switch_to_block(then_block);
+                self.stmts(then_body);
+                self.b.ins().jump(join, &[]);
+                let after_then = std::mem::replace(&mut self.cached, before);
+
+                self.b.switch_to_block(else_block);
+                self.stmts(else_body);
+                self.b.ins().jump(join, &[]);
+
+                self.b.switch_to_block(join);
+                self.meet(&after_then);
+            }
+            Stmt::Spike => {
+                let yes = self.b.ins().iconst(types::I8, 1);
+                let spiked = self.spiked.expect("a kernel with `spike` has a spike flag");
+                self.b.def_var(spiked, yes);
+            }
+        }
+    }
+
+    /// After a join: a cached value is usable only if both paths defined it.
+    fn meet(&mut self, other: &[bool]) {
+        for (a, &b) in self.cached.iter_mut().zip(other) {
+            *a &= b;
+        }
+    }
+
+    fn address(&mut self, var: u32) -> Value {
+        let base = self.bases[var as usize].expect("touched arrays have a base pointer");
+        self.b.ins().iadd(base, self.elem_offset)
+    }
+
+    /// `x != 0.0` as a Cranelift boolean (NaN is true).
+    fn truthy(&mut self, x: Value) -> Value {
+        let zero = self.b.ins().f64const(0.0);
+        self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+    }
+
+    /// 1.0 or 0.0 from a Cranelift boolean.
+    fn bool_to_f64(&mut self, cond: Value) -> Value {
+        let one = self.b.ins().f64const(1.0);
+        let zero = self.b.ins().f64const(0.0);
+        self.b.ins().select(cond, one, zero)
+    }
+
+    fn call(&mut self, h: Helper, args: &[Value]) -> Value {
+        let f = self.helpers[h.index()].expect("used helpers are imported");
+        let inst = self.b.ins().call(f, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// `eval(e) != 0.0` as a Cranelift boolean, without materialising 1.0/0.0 for
+    /// comparisons and logic.
+    fn cond(&mut self, e: &Expr) -> Value {
+        if let Some(&v) = self.hoisted.get(&(e as *const Expr)) {
+            return self.truthy(v);
+        }
+        match e {
+            Expr::Binary(op, a, b) => {
+                if let Some(cc) = comparison(*op) {
+                    let a = self.expr(a);
+                    let b = self.expr(b);
+                    return self.b.ins().fcmp(cc, a, b);
+                }
+                if matches!(op, BinOp::And | BinOp::Or) {
+                    let x = self.cond(a);
+                    let y = self.cond(b);
+                    return if *op == BinOp::And {
+                        self.b.ins().band(x, y)
+                    } else {
+                        self.b.ins().bor(x, y)
+                    };
+                }
+            }
+            // `a == 0.0` is exactly `!(a != 0.0)`, NaN included.
+            Expr::Unary(UnOp::Not, a) => {
+                let x = self.cond(a);
+                let one = self.b.ins().iconst(types::I8, 1);
+                return self.b.ins().bxor(x, one);
+            }
+            _ => {}
+        }
+        let v = self.expr(e);
+        self.truthy(v)
+    }
+
+    fn expr(&mut self, e: &Expr) -> Value {
+        if let Some(&v) = self.hoisted.get(&(e as *const Expr)) {
+            return v;
+        }
+        match e {
+            Expr::Const(c) => self.b.ins().f64const(*c),
+            Expr::Var(v) => {
+                let var = *v as usize;
+                if !self.cached[var] {
+                    let addr = self.address(*v);
+                    let x = self.b.ins().load(types::F64, trusted(), addr, 0);
+                    self.b.def_var(self.var_cache[var], x);
+                    self.cached[var] = true;
+                }
+                self.b.use_var(self.var_cache[var])
+            }
+            Expr::Local(l) => self.b.use_var(self.locals[*l as usize]),
+            Expr::Time => self.t,
+            Expr::Index => self.elem_f64,
+            Expr::Unary(UnOp::Neg, a) => {
+                let a = self.expr(a);
+                self.b.ins().fneg(a)
+            }
+            Expr::Unary(UnOp::Not, _) => {
+                let c = self.cond(e);
+                self.bool_to_f64(c)
+            }
+            Expr::Binary(op, _, _) if is_logical(*op) => {
+                let c = self.cond(e);
+                self.bool_to_f64(c)
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.expr(a);
+                let b = self.expr(b);
+                self.binary(*op, a, b)
+            }
+            Expr::Call(f, a) => {
+                let a = self.expr(a);
+                self.func(*f, a)
+            }
+            Expr::Select(c, a, b) => {
+                let cond = self.cond(c);
+                if calls_out(a) || calls_out(b) {
+                    self.select_branching(cond, a, b)
+                } else {
+                    let a = self.expr(a);
+                    let b = self.expr(b);
+                    self.b.ins().select(cond, a, b)
+                }
+            }
+            Expr::Random { kind, draw, arg } => {
+                let arg = if *kind == Random::Poisson {
+                    self.expr(arg)
+                } else {
+                    self.b.ins().f64const(0.0)
+                };
+                let site = self.b.ins().iconst(types::I32, i64::from(*draw));
+                let kind = self
+                    .b
+                    .ins()
+                    .iconst(types::I32, i64::from(random_kind(*kind)));
+                let args = [self.stream_key, self.elem_u32, self.step, site, kind, arg];
+                self.call(Helper::Random, &args)
+            }
+        }
+    }
+
+    /// `select` whose sides call out: evaluate only the side taken.
+    fn select_branching(&mut self, cond: Value, a: &Expr, b: &Expr) -> Value {
+        let then_block = self.b.create_block();
+        let else_block = self.b.create_block();
+        let join = self.b.create_block();
+        let result = self.b.append_block_param(join, types::F64);
+        self.b.ins().brif(cond, then_block, &[], else_block, &[]);
+        let before = self.cached.clone();
+
+        self.b.switch_to_block(then_block);
+        let x = self.expr(a);
+        self.b.ins().jump(join, &[BlockArg::Value(x)]);
+        let after_then = std::mem::replace(&mut self.cached, before);
+
+        self.b.switch_to_block(else_block);
+        let y = self.expr(b);
+        self.b.ins().jump(join, &[BlockArg::Value(y)]);
+
+        self.b.switch_to_block(join);
+        self.meet(&after_then);
+        result
+    }
+
+    /// Arithmetic operators (comparisons and logic go through [`Gen::cond`]).
+    fn binary(&mut self, op: BinOp, a: Value, b: Value) -> Value {
+        match op {
+            BinOp::Add => self.b.ins().fadd(a, b),
+            BinOp::Sub => self.b.ins().fsub(a, b),
+            BinOp::Mul => self.b.ins().fmul(a, b),
+            BinOp::Div => self.b.ins().fdiv(a, b),
+            BinOp::Rem => self.call(Helper::Fmod, &[a, b]),
+            BinOp::Pow => self.call(Helper::Pow, &[a, b]),
+            BinOp::Min => self.min_max(FloatCC::LessThan, a, b),
+            BinOp::Max => self.min_max(FloatCC::GreaterThan, a, b),
+            _ => unreachable!("{op:?} is lowered as a condition"),
+        }
+    }
+
+    /// Rust's `a.min(b)` (with `LessThan`) or `a.max(b)` (with `GreaterThan`) as compiled on
+    /// x86-64: `b` if `b` beats `a` or `a` is NaN, else `a`.
+    fn min_max(&mut self, beats: FloatCC, a: Value, b: Value) -> Value {
+        let b_beats = self.b.ins().fcmp(beats, b, a);
+        let pick = self.b.ins().select(b_beats, b, a);
+        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+        self.b.ins().select(a_nan, b, pick)
+    }
+
+    fn func(&mut self, f: Func, a: Value) -> Value {
+        let helper = match f {
+            Func::Sqrt => return self.b.ins().sqrt(a),
+            Func::Abs => return self.b.ins().fabs(a),
+            Func::Floor => return self.b.ins().floor(a),
+            Func::Ceil => return self.b.ins().ceil(a),
+            Func::Sign => {
+                let zero = self.b.ins().f64const(0.0);
+                let one = self.b.ins().f64const(1.0);
+                let minus_one = self.b.ins().f64const(-1.0);
+                let pos = self.b.ins().fcmp(FloatCC::GreaterThan, a, zero);
+                let neg = self.b.ins().fcmp(FloatCC::LessThan, a, zero);
+                let low = self.b.ins().select(neg, minus_one, zero);
+                return self.b.ins().select(pos, one, low);
+            }
+            Func::Exp => Helper::Exp,
+            Func::Expm1 => Helper::Expm1,
+            Func::Log => Helper::Log,
+            Func::Log10 => Helper::Log10,
+            Func::Sin => Helper::Sin,
+            Func::Cos => Helper::Cos,
+            Func::Tan => Helper::Tan,
+            Func::Tanh => Helper::Tanh,
+        };
+        self.call(helper, &[a])
+    }
+}

@@ -1,0 +1,243 @@
+//! Code generation: IR kernels to machine code.
+//!
+//! Codegen sees only the IR ([`crate::ir::Kernel`]); it knows nothing of the AST, units or
+//! models, so anything lowering or `opt` can express, it compiles, and nothing else. Its
+//! contract is the reference interpreter (`ir::interp`): a compiled kernel must leave exactly
+//! the arrays and spikes the interpreter would, bit for bit (NaN payloads aside); the
+//! differential tests (`tests/differential.rs`) hold it to that.
+//!
+//! A compiled kernel is a C function `extern "C" fn(*mut KernelContext)` (see
+//! `snnc_runtime::abi`): one call updates elements `start..end` of a population for one step
+//! in a single fused loop, calling back into the runtime only for the math functions that are
+//! not instructions and for random draws. The same ABI serves both ways of running it:
+//!
+//! * in-process, through [`jit_compile`], which returns [`CompiledKernels`]: function pointers
+//!   plus the JIT memory that holds them (dropping it frees the code);
+//! * ahead of time, by giving the same [`cranelift::define_kernel`] (generic over any
+//!   `cranelift_module::Module`) an object-file module and linking against the runtime.
+//!
+//! Cranelift is the only backend today; `cranelift` holds everything specific to it, and this
+//! module only drives it, so another backend would sit beside it with the same entry points.
+
+pub mod cranelift;
+
+use crate::ir::interp::StepInfo;
+use crate::ir::{Expr, Kernel, Stmt};
+use cranelift_jit::{JITBuilder, JITModule};
+use snnc_runtime::abi::{KernelContext, KernelFn};
+use snnc_runtime::rng::Stream;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How long JIT compilation took.
+#[derive(Clone, Debug, Default)]
+pub struct CompileTiming {
+    /// Building and compiling each kernel's function, in kernel order.
+    pub per_kernel: Vec<Duration>,
+    /// Setting up the JIT, resolving symbols and making the code executable.
+    pub setup_and_finalize: Duration,
+    /// Everything, from the call to `jit_compile` to its return.
+    pub total: Duration,
+}
+
+struct Compiled {
+    name: String,
+    function: KernelFn,
+    /// The variables the kernel reads or writes (only those arrays need be valid).
+    touched_vars: Vec<usize>,
+}
+
+/// JIT-compiled kernels, in the order given to [`jit_compile`]. Owns the executable memory:
+/// the function pointers are valid for as long as this value lives.
+pub struct CompiledKernels {
+    module: Option<JITModule>,
+    kernels: Vec<Compiled>,
+    timing: CompileTiming,
+}
+
+// SAFETY: after `jit_compile` returns, nothing reads or mutates the JIT module (the only
+// interior mutability in it, its symbol table, is used while finalizing) until `drop`, which
+// has exclusive access. Shared references only hand out function pointers to immutable code.
+unsafe impl Sync for CompiledKernels {}
+
+impl fmt::Debug for CompiledKernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledKernels")
+            .field(
+                "kernels",
+                &self.kernels.iter().map(|k| &k.name).collect::<Vec<_>>(),
+            )
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl Drop for CompiledKernels {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the code is freed only when this value goes away; callers must not keep
+            // function pointers obtained from it beyond its lifetime (documented on `function`).
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// Compiles `kernels` for the host, in process.
+pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
+    let started = Instant::now();
+    let isa = cranelift::host_isa(false)?;
+    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    for (name, address) in cranelift::runtime_symbols() {
+        builder.symbol(name, address);
+    }
+    let mut module = JITModule::new(builder);
+    let mut setup = started.elapsed();
+
+    let mut ids = Vec::with_capacity(kernels.len());
+    let mut per_kernel = Vec::with_capacity(kernels.len());
+    for (index, kernel) in kernels.iter().enumerate() {
+        let t0 = Instant::now();
+        let symbol = format!("snnc_kernel_{index}_{}", kernel.name);
+        ids.push(cranelift::define_kernel(&mut module, kernel, &symbol)?);
+        per_kernel.push(t0.elapsed());
+    }
+
+    let t0 = Instant::now();
+    module
+        .finalize_definitions()
+        .map_err(|e| format!("cranelift: {e}"))?;
+    let compiled = kernels
+        .iter()
+        .zip(ids)
+        .map(|(kernel, id)| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `define_kernel` gave the function exactly this signature.
+            let function = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+            Compiled {
+                name: kernel.name.clone(),
+                function,
+                touched_vars: touched_vars(kernel),
+            }
+        })
+        .collect();
+    setup += t0.elapsed();
+
+    Ok(CompiledKernels {
+        module: Some(module),
+        kernels: compiled,
+        timing: CompileTiming {
+            per_kernel,
+            setup_and_finalize: setup,
+            total: started.elapsed(),
+        },
+    })
+}
+
+fn touched_vars(kernel: &Kernel) -> Vec<usize> {
+    fn stmts(body: &[Stmt], seen: &mut Vec<bool>) {
+        for s in body {
+            let mut expr = |e: &Expr| {
+                e.visit(&mut |e| {
+                    if let Expr::Var(v) = e {
+                        seen[*v as usize] = true;
+                    }
+                })
+            };
+            match s {
+                Stmt::Let(_, e) => expr(e),
+                Stmt::Store(v, e) => {
+                    expr(e);
+                    seen[*v as usize] = true;
+                }
+                Stmt::If(c, a, b) => {
+                    expr(c);
+                    stmts(a, seen);
+                    stmts(b, seen);
+                }
+                Stmt::Spike => {}
+            }
+        }
+    }
+    let mut seen = vec![false; kernel.vars.len()];
+    stmts(&kernel.body, &mut seen);
+    (0..seen.len()).filter(|&v| seen[v]).collect()
+}
+
+impl CompiledKernels {
+    pub fn len(&self) -> usize {
+        self.kernels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kernels.is_empty()
+    }
+
+    /// The compiled function of kernel `index`. It is valid only while `self` lives, and
+    /// calling it is unsafe: the context must satisfy the contract of
+    /// `snnc_runtime::abi::KernelContext` (every array the kernel touches holds at least
+    /// `end` elements, arrays do not overlap, room for `end - start` spikes).
+    pub fn function(&self, index: usize) -> KernelFn {
+        self.kernels[index].function
+    }
+
+    pub fn name(&self, index: usize) -> &str {
+        &self.kernels[index].name
+    }
+
+    pub fn timing(&self) -> &CompileTiming {
+        &self.timing
+    }
+
+    /// Runs kernel `index` like `ir::interp::run`, with the same arguments: elements
+    /// `start..end`, spiking elements appended to `spikes`. Panics, like the interpreter, if an
+    /// array the kernel touches is missing or shorter than `end`.
+    pub fn run(
+        &self,
+        index: usize,
+        arrays: &mut [&mut [f64]],
+        start: usize,
+        end: usize,
+        info: StepInfo,
+        spikes: &mut Vec<u32>,
+    ) {
+        let kernel = &self.kernels[index];
+        assert!(
+            start <= end,
+            "kernel `{}`: start {start} > end {end}",
+            kernel.name
+        );
+        for &v in &kernel.touched_vars {
+            assert!(
+                v < arrays.len() && arrays[v].len() >= end,
+                "kernel `{}`: array {v} is missing or shorter than {end}",
+                kernel.name
+            );
+        }
+        let pointers: Vec<*mut f64> = arrays.iter_mut().map(|a| a.as_mut_ptr()).collect();
+        let room = end - start;
+        spikes.reserve(room);
+        let before = spikes.len();
+        let mut ctx = KernelContext {
+            arrays: pointers.as_ptr(),
+            start: start as u64,
+            end: end as u64,
+            step: info.step,
+            t: info.t,
+            stream_key: Stream::new(info.seed, info.stream).key(),
+            // SAFETY: `reserve` made room for `room` more entries after `before`.
+            spikes: unsafe { spikes.as_mut_ptr().add(before) },
+            n_spikes: 0,
+        };
+        // SAFETY: the touched arrays were checked to hold `end` elements; `&mut` slices do not
+        // overlap; the spike buffer has room for one entry per element.
+        unsafe { (kernel.function)(&mut ctx) };
+        let written = ctx.n_spikes as usize;
+        assert!(
+            written <= room,
+            "kernel `{}` wrote {written} spikes for {room} elements",
+            kernel.name
+        );
+        // SAFETY: the kernel initialised `written` entries after `before`, within the reserve.
+        unsafe { spikes.set_len(before + written) };
+    }
+}

@@ -1,0 +1,174 @@
+//! The reference interpreter: the meaning of a kernel, executed directly.
+//!
+//! Code generation must agree with it exactly (the differential tests compare them), so it is
+//! written for clarity, not speed: one recursive evaluation per expression. It owns nothing
+//! but the evaluation rules; random draws come from the runtime's counter-based generator so
+//! that interpreted and compiled kernels draw the same numbers.
+
+use super::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use snnc_runtime::abi::{self, snnc_random};
+use snnc_runtime::rng::Stream;
+
+/// What a kernel invocation reads besides its arrays.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    pub step: u64,
+    /// Time at the start of the step, in seconds.
+    pub t: f64,
+    pub seed: u64,
+    /// The random stream of this kernel (one per population).
+    pub stream: u32,
+}
+
+/// Runs `kernel` for elements `start..end`, appending spiking elements to `spikes`.
+pub fn run(
+    kernel: &Kernel,
+    arrays: &mut [&mut [f64]],
+    start: usize,
+    end: usize,
+    info: StepInfo,
+    spikes: &mut Vec<u32>,
+) {
+    let mut locals = vec![0.0; kernel.n_locals as usize];
+    let stream_key = Stream::new(info.seed, info.stream).key();
+    for element in start..end {
+        let mut frame = Frame {
+            arrays: &mut *arrays,
+            locals: &mut locals,
+            element,
+            info,
+            stream_key,
+        };
+        if frame.exec(&kernel.body) {
+            spikes.push(element as u32);
+        }
+    }
+}
+
+struct Frame<'a, 'b> {
+    arrays: &'a mut [&'b mut [f64]],
+    locals: &'a mut [f64],
+    element: usize,
+    info: StepInfo,
+    stream_key: u64,
+}
+
+impl Frame<'_, '_> {
+    /// Executes statements; returns whether a spike was emitted.
+    fn exec(&mut self, stmts: &[Stmt]) -> bool {
+        let mut spiked = false;
+        for stmt in stmts {
+            match stmt {
+                Stmt::Let(local, e) => self.locals[*local as usize] = self.eval(e),
+                Stmt::Store(var, e) => {
+                    let value = self.eval(e);
+                    self.arrays[*var as usize][self.element] = value;
+                }
+                Stmt::If(c, then_body, else_body) => {
+                    spiked |= if self.eval(c) != 0.0 {
+                        self.exec(then_body)
+                    } else {
+                        self.exec(else_body)
+                    };
+                }
+                Stmt::Spike => spiked = true,
+            }
+        }
+        spiked
+    }
+
+    fn eval(&self, expr: &Expr) -> f64 {
+        match expr {
+            Expr::Const(v) => *v,
+            Expr::Var(v) => self.arrays[*v as usize][self.element],
+            Expr::Local(l) => self.locals[*l as usize],
+            Expr::Time => self.info.t,
+            Expr::Index => self.element as f64,
+            Expr::Unary(UnOp::Neg, a) => -self.eval(a),
+            Expr::Unary(UnOp::Not, a) => bool_value(self.eval(a) == 0.0),
+            Expr::Binary(op, a, b) => binary(*op, self.eval(a), self.eval(b)),
+            Expr::Call(f, a) => call(*f, self.eval(a)),
+            Expr::Select(c, a, b) => {
+                if self.eval(c) != 0.0 {
+                    self.eval(a)
+                } else {
+                    self.eval(b)
+                }
+            }
+            Expr::Random { kind, draw, arg } => snnc_random(
+                self.stream_key,
+                self.element as u32,
+                self.info.step,
+                *draw,
+                random_kind(*kind),
+                self.eval(arg),
+            ),
+        }
+    }
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The arithmetic every backend must reproduce bit for bit.
+pub fn binary(op: BinOp, a: f64, b: f64) -> f64 {
+    match op {
+        BinOp::Add => a + b,
+        BinOp::Sub => a - b,
+        BinOp::Mul => a * b,
+        BinOp::Div => a / b,
+        BinOp::Rem => a % b,
+        BinOp::Pow => a.powf(b),
+        BinOp::Min => a.min(b),
+        BinOp::Max => a.max(b),
+        BinOp::Lt => bool_value(a < b),
+        BinOp::Le => bool_value(a <= b),
+        BinOp::Gt => bool_value(a > b),
+        BinOp::Ge => bool_value(a >= b),
+        BinOp::Eq => bool_value(a == b),
+        BinOp::Ne => bool_value(a != b),
+        BinOp::And => bool_value(a != 0.0 && b != 0.0),
+        BinOp::Or => bool_value(a != 0.0 || b != 0.0),
+    }
+}
+
+pub fn call(f: Func, a: f64) -> f64 {
+    match f {
+        Func::Exp => a.exp(),
+        Func::Expm1 => a.exp_m1(),
+        Func::Log => a.ln(),
+        Func::Log10 => a.log10(),
+        Func::Sqrt => a.sqrt(),
+        Func::Abs => a.abs(),
+        Func::Sign => {
+            if a > 0.0 {
+                1.0
+            } else if a < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+        Func::Sin => a.sin(),
+        Func::Cos => a.cos(),
+        Func::Tan => a.tan(),
+        Func::Tanh => a.tanh(),
+        Func::Floor => a.floor(),
+        Func::Ceil => a.ceil(),
+    }
+}
+
+/// The ABI number of a kind of random draw.
+pub fn random_kind(kind: Random) -> u32 {
+    match kind {
+        Random::Uniform => abi::RANDOM_UNIFORM,
+        Random::Normal => abi::RANDOM_NORMAL,
+        Random::Exponential => abi::RANDOM_EXPONENTIAL,
+        Random::Poisson => abi::RANDOM_POISSON,
+    }
+}

@@ -1,0 +1,514 @@
+//! Differential tests: JIT-compiled kernels against the reference interpreter.
+//!
+//! `ir::interp` defines what a kernel means; `codegen` must reproduce it bit for bit. Each test
+//! runs the interpreter and the JIT on copies of the same arrays and requires identical arrays
+//! (compared as bit patterns, NaNs canonicalised, see [`canonical`]) and identical spike lists:
+//!
+//! * `random_kernels_agree`: random kernels (proptest) over three variables and three locals,
+//!   with random expression trees using every operator, function, `select` and random draw,
+//!   constants including signed zeros, infinities and NaN (so `0/0`, `log(-1)`, `inf - inf`
+//!   and the like occur), nested `if`s and `spike`, run for two steps over a sub-range with a
+//!   nonzero start (elements outside it must stay untouched). `SNNC_DIFF_CASES` sets the case
+//!   count (default 2,000); failure persistence is off, so nothing is written to the tree.
+//! * `operators_on_special_values`: every binary operator and function on every pair of a
+//!   table of special values (±0, ±1, ±inf, NaN, ...), read from arrays so no constant
+//!   folding hides the generated instructions.
+//! * `lif_population_for_1000_steps`: a hand-written leaky integrate-and-fire kernel with
+//!   refractoriness, Gaussian noise and Poisson input, 100 neurons for 1,000 steps, the JIT
+//!   run in two chunks of the index range.
+//! * `compile_time_of_a_50_statement_kernel` prints JIT compile time (`--nocapture`).
+//! * `compiled_kernels_can_be_shared_across_threads`: `CompiledKernels` is `Send + Sync`.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use snnc::codegen::jit_compile;
+use snnc::ir::interp::{self, StepInfo};
+use snnc::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
+use std::time::Instant;
+
+const N_VARS: u32 = 3;
+const N_LOCALS: u32 = 3;
+const LEN: usize = 10;
+
+const BINOPS: [BinOp; 16] = [
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::Rem,
+    BinOp::Pow,
+    BinOp::Min,
+    BinOp::Max,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::And,
+    BinOp::Or,
+];
+
+const FUNCS: [Func; 13] = [
+    Func::Exp,
+    Func::Expm1,
+    Func::Log,
+    Func::Log10,
+    Func::Sqrt,
+    Func::Abs,
+    Func::Sign,
+    Func::Sin,
+    Func::Cos,
+    Func::Tan,
+    Func::Tanh,
+    Func::Floor,
+    Func::Ceil,
+];
+
+const RANDOMS: [Random; 4] = [
+    Random::Uniform,
+    Random::Normal,
+    Random::Exponential,
+    Random::Poisson,
+];
+
+const SPECIAL: [f64; 16] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    -2.5,
+    3.0,
+    1e-310,
+    -1e300,
+    1e300,
+    f64::MIN_POSITIVE,
+    f64::EPSILON,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::NAN,
+    -f64::NAN,
+];
+
+/// A value's bits, with every NaN mapped to one canonical NaN.
+///
+/// NaN payloads (and NaN signs) are not part of the semantics: IEEE leaves the payload of an
+/// operation's NaN result to the implementation, and Rust's code, the C library's and
+/// Cranelift's instructions choose differently (x86 arithmetic yields the negative "default
+/// NaN", constant folding the positive one). No IR operation can turn a NaN's payload into a
+/// non-NaN value, so canonicalising NaNs hides nothing else; every other value, signed zeros
+/// included, must agree exactly.
+fn canonical(x: f64) -> u64 {
+    if x.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        x.to_bits()
+    }
+}
+
+fn canonical_arrays(arrays: &[Vec<f64>]) -> Vec<Vec<u64>> {
+    arrays
+        .iter()
+        .map(|a| a.iter().map(|&x| canonical(x)).collect())
+        .collect()
+}
+
+/// The first (variable, element) whose canonical bits differ.
+fn first_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> Option<(usize, usize)> {
+    let (a, b) = (canonical_arrays(a), canonical_arrays(b));
+    (0..a.len()).find_map(|v| {
+        (0..a[v].len())
+            .find(|&e| a[v][e] != b[v][e])
+            .map(|e| (v, e))
+    })
+}
+
+fn kernel(name: &str, n_vars: u32, n_locals: u32, n_draws: u32, body: Vec<Stmt>) -> Kernel {
+    Kernel {
+        name: name.to_string(),
+        vars: (0..n_vars)
+            .map(|i| VarInfo {
+                name: format!("v{i}"),
+                role: VarRole::State,
+                unit: String::new(),
+                scale: 1.0,
+            })
+            .collect(),
+        n_locals,
+        n_draws,
+        body,
+        notes: Vec::new(),
+    }
+}
+
+fn as_slices(arrays: &mut [Vec<f64>]) -> Vec<&mut [f64]> {
+    arrays.iter_mut().map(|a| a.as_mut_slice()).collect()
+}
+
+/// Runs `kernel` in both the interpreter and the JIT from the same arrays for each of
+/// `steps`; panics (or returns Err for proptest) at the first difference.
+fn compare(
+    kernel: &Kernel,
+    arrays: &[Vec<f64>],
+    start: usize,
+    end: usize,
+    steps: &[StepInfo],
+) -> Result<(), String> {
+    let jit = jit_compile(&[kernel])?;
+    let mut a = arrays.to_vec();
+    let mut b = arrays.to_vec();
+    for (n, &info) in steps.iter().enumerate() {
+        let mut sa = Vec::new();
+        let mut sb = Vec::new();
+        interp::run(kernel, &mut as_slices(&mut a), start, end, info, &mut sa);
+        jit.run(0, &mut as_slices(&mut b), start, end, info, &mut sb);
+        if let Some((var, e)) = first_difference(&a, &b) {
+            return Err(format!(
+                "step {n} (elements {start}..{end}, {info:?}): v{var}[{e}] is {:?} interpreted, {:?} compiled",
+                a[var][e], b[var][e]
+            ));
+        }
+        if sa != sb {
+            return Err(format!(
+                "spikes differ after step {n}: interp {sa:?}, jit {sb:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random kernels.
+
+fn constant() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => proptest::sample::select(SPECIAL.to_vec()),
+        2 => -4.0..4.0f64,
+        1 => proptest::sample::select(vec![2.0, 10.0, 0.1, 100.0]),
+    ]
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        3 => constant().prop_map(Expr::Const),
+        4 => (0..N_VARS).prop_map(Expr::Var),
+        3 => (0..N_LOCALS).prop_map(Expr::Local),
+        1 => Just(Expr::Time),
+        1 => Just(Expr::Index),
+    ];
+    leaf.prop_recursive(5, 40, 3, |inner| {
+        prop_oneof![
+            1 => (prop_oneof![Just(UnOp::Neg), Just(UnOp::Not)], inner.clone())
+                .prop_map(|(op, a)| Expr::Unary(op, Box::new(a))),
+            5 => (proptest::sample::select(BINOPS.to_vec()), inner.clone(), inner.clone())
+                .prop_map(|(op, a, b)| Expr::bin(op, a, b)),
+            3 => (proptest::sample::select(FUNCS.to_vec()), inner.clone())
+                .prop_map(|(f, a)| Expr::call(f, a)),
+            2 => (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, a, b)| Expr::select(c, a, b)),
+            1 => (proptest::sample::select(RANDOMS.to_vec()), 0..4u32, inner)
+                .prop_map(|(kind, draw, arg)| Expr::Random { kind, draw, arg: Box::new(arg) }),
+        ]
+    })
+}
+
+fn stmt() -> impl Strategy<Value = Stmt> {
+    let leaf = prop_oneof![
+        4 => (0..N_LOCALS, expr()).prop_map(|(l, e)| Stmt::Let(l, e)),
+        4 => (0..N_VARS, expr()).prop_map(|(v, e)| Stmt::Store(v, e)),
+        1 => Just(Stmt::Spike),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        (
+            expr(),
+            proptest::collection::vec(inner.clone(), 0..4),
+            proptest::collection::vec(inner, 0..3),
+        )
+            .prop_map(|(c, a, b)| Stmt::If(c, a, b))
+    })
+}
+
+fn step_info() -> impl Strategy<Value = StepInfo> {
+    (0..1_000_000u64, constant(), any::<u64>(), 0..8u32).prop_map(|(step, t, seed, stream)| {
+        StepInfo {
+            step,
+            t,
+            seed,
+            stream,
+        }
+    })
+}
+
+fn cases() -> u32 {
+    std::env::var("SNNC_DIFF_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
+}
+
+proptest! {
+    #![proptest_config(Config { cases: cases(), failure_persistence: None, ..Config::default() })]
+
+    #[test]
+    fn random_kernels_agree(
+        body in proptest::collection::vec(stmt(), 1..8),
+        arrays in proptest::collection::vec(proptest::collection::vec(constant(), LEN), N_VARS as usize),
+        start in 0..4usize,
+        len in 0..7usize,
+        info in step_info(),
+    ) {
+        let k = kernel("random", N_VARS, N_LOCALS, 4, body);
+        let next = StepInfo { step: info.step + 1, t: info.t + 0.1, ..info };
+        compare(&k, &arrays, start, start + len, &[info, next]).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators on special values.
+
+#[test]
+fn operators_on_special_values() {
+    // Element e holds the pair (SPECIAL[e / n], SPECIAL[e % n]) in v0 and v1.
+    let n = SPECIAL.len();
+    let mut arrays = vec![vec![0.0; n * n]; 3];
+    for e in 0..n * n {
+        arrays[0][e] = SPECIAL[e / n];
+        arrays[1][e] = SPECIAL[e % n];
+    }
+    let info = StepInfo {
+        step: 3,
+        t: 0.25,
+        seed: 11,
+        stream: 2,
+    };
+    let mut body = Vec::new();
+    for op in BINOPS {
+        body.push(Stmt::Store(2, Expr::bin(op, Expr::Var(0), Expr::Var(1))));
+        let k = kernel(
+            &format!("binary {op:?}"),
+            3,
+            0,
+            0,
+            std::mem::take(&mut body),
+        );
+        compare(&k, &arrays, 0, n * n, &[info]).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    for f in FUNCS {
+        body.push(Stmt::Store(2, Expr::call(f, Expr::Var(0))));
+        let k = kernel(&format!("call {f:?}"), 3, 0, 0, std::mem::take(&mut body));
+        compare(&k, &arrays, 0, n * n, &[info]).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+    }
+    for op in [UnOp::Neg, UnOp::Not] {
+        body.push(Stmt::Store(2, Expr::Unary(op, Box::new(Expr::Var(0)))));
+        let k = kernel(&format!("unary {op:?}"), 3, 0, 0, std::mem::take(&mut body));
+        compare(&k, &arrays, 0, n * n, &[info]).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    for kind in RANDOMS {
+        body.push(Stmt::Store(
+            2,
+            Expr::Random {
+                kind,
+                draw: 1,
+                arg: Box::new(Expr::Var(0)),
+            },
+        ));
+        let k = kernel(
+            &format!("random {kind:?}"),
+            3,
+            0,
+            2,
+            std::mem::take(&mut body),
+        );
+        compare(&k, &arrays, 0, n * n, &[info]).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    }
+    // Select, if and spike on every condition value.
+    body.push(Stmt::Store(
+        2,
+        Expr::select(Expr::Var(0), Expr::Var(1), Expr::c(7.0)),
+    ));
+    body.push(Stmt::If(
+        Expr::Var(1),
+        vec![Stmt::Spike],
+        vec![Stmt::Store(0, Expr::c(-1.0))],
+    ));
+    let k = kernel("select and if", 3, 0, 0, body);
+    compare(&k, &arrays, 0, n * n, &[info]).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A leaky integrate-and-fire population.
+
+fn lif_kernel() -> Kernel {
+    use Expr as E;
+    let (v, i_syn, refrac, bias) = (0, 1, 2, 3);
+    let dt = 1e-4;
+    let tau_m = 20e-3;
+    let tau_syn = 5e-3;
+    let (l_decay, l_drive, l_noise) = (0, 1, 2);
+    let body = vec![
+        Stmt::Let(l_decay, E::call(Func::Exp, E::c(-dt / tau_m))),
+        Stmt::If(
+            E::bin(BinOp::Gt, E::Var(refrac), E::c(0.0)),
+            vec![Stmt::Store(
+                refrac,
+                E::bin(BinOp::Max, E::sub(E::Var(refrac), E::c(dt)), E::c(0.0)),
+            )],
+            vec![
+                Stmt::Let(l_drive, E::add(E::Var(bias), E::Var(i_syn))),
+                Stmt::Let(
+                    l_noise,
+                    E::mul(
+                        E::c(2e-3 * (dt / tau_m).sqrt()),
+                        E::Random {
+                            kind: Random::Normal,
+                            draw: 0,
+                            arg: Box::new(E::c(0.0)),
+                        },
+                    ),
+                ),
+                Stmt::Store(
+                    v,
+                    E::add(
+                        E::add(
+                            E::mul(E::Var(v), E::Local(l_decay)),
+                            E::mul(E::sub(E::c(1.0), E::Local(l_decay)), E::Local(l_drive)),
+                        ),
+                        E::Local(l_noise),
+                    ),
+                ),
+                Stmt::If(
+                    E::bin(BinOp::Ge, E::Var(v), E::c(-50e-3)),
+                    vec![
+                        Stmt::Store(v, E::c(-65e-3)),
+                        Stmt::Store(refrac, E::c(2e-3)),
+                        Stmt::Spike,
+                    ],
+                    vec![],
+                ),
+            ],
+        ),
+        Stmt::Store(
+            i_syn,
+            E::add(
+                E::mul(E::Var(i_syn), E::call(Func::Expm1, E::c(-dt / tau_syn))),
+                E::add(
+                    E::Var(i_syn),
+                    E::mul(
+                        E::c(1e-3),
+                        E::Random {
+                            kind: Random::Poisson,
+                            draw: 1,
+                            arg: Box::new(E::mul(E::c(dt * 500.0), E::add(E::Index, E::c(1.0)))),
+                        },
+                    ),
+                ),
+            ),
+        ),
+    ];
+    kernel("lif", 4, 3, 2, body)
+}
+
+#[test]
+fn lif_population_for_1000_steps() {
+    let k = lif_kernel();
+    let n = 100;
+    let mut a = vec![
+        (0..n)
+            .map(|e| -65e-3 + 1e-4 * e as f64)
+            .collect::<Vec<f64>>(),
+        vec![0.0; n],
+        vec![0.0; n],
+        (0..n).map(|e| -60e-3 + 2e-4 * e as f64).collect(),
+    ];
+    let mut b = a.clone();
+    let jit = jit_compile(&[&k]).unwrap();
+    let mut total_spikes = 0;
+    for step in 0..1000u64 {
+        let info = StepInfo {
+            step,
+            t: step as f64 * 1e-4,
+            seed: 42,
+            stream: 1,
+        };
+        let mut sa = Vec::new();
+        let mut sb = Vec::new();
+        interp::run(&k, &mut as_slices(&mut a), 0, n, info, &mut sa);
+        // Two chunks, as a parallel runtime would split the population.
+        jit.run(0, &mut as_slices(&mut b), 0, 37, info, &mut sb);
+        jit.run(0, &mut as_slices(&mut b), 37, n, info, &mut sb);
+        assert_eq!(sa, sb, "spikes differ at step {step}");
+        assert_eq!(
+            canonical_arrays(&a),
+            canonical_arrays(&b),
+            "arrays differ at step {step}"
+        );
+        total_spikes += sa.len();
+    }
+    assert!(
+        total_spikes > 100,
+        "the test population should spike ({total_spikes} spikes)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compile time.
+
+#[test]
+fn compile_time_of_a_50_statement_kernel() {
+    use Expr as E;
+    let mut body = Vec::new();
+    for s in 0..50u32 {
+        let l = s % 8;
+        let e = match s % 5 {
+            0 => E::add(E::mul(E::Var(s % 4), E::c(0.99)), E::Local((l + 1) % 8)),
+            1 => E::call(Func::Exp, E::neg(E::Local(l))),
+            2 => E::select(
+                E::bin(BinOp::Gt, E::Var(0), E::c(1.0)),
+                E::Local(l),
+                E::Var(1),
+            ),
+            3 => E::bin(BinOp::Min, E::div(E::Local(l), E::c(3.0)), E::Var(2)),
+            _ => E::add(
+                E::Local(l),
+                E::Random {
+                    kind: Random::Normal,
+                    draw: s,
+                    arg: Box::new(E::c(0.0)),
+                },
+            ),
+        };
+        body.push(if s % 3 == 2 {
+            Stmt::Store(s % 4, e)
+        } else if s % 7 == 6 {
+            Stmt::If(E::Var(3), vec![Stmt::Let(l, e), Stmt::Spike], vec![])
+        } else {
+            Stmt::Let(l, e)
+        });
+    }
+    let k = kernel("fifty", 4, 8, 50, body);
+    let t0 = Instant::now();
+    let jit = jit_compile(&[&k]).unwrap();
+    let wall = t0.elapsed();
+    eprintln!("50-statement kernel: {wall:?} wall, {:?}", jit.timing());
+    let arrays = vec![vec![0.5; 16]; 4];
+    compare(
+        &k,
+        &arrays,
+        1,
+        15,
+        &[StepInfo {
+            step: 1,
+            t: 0.0,
+            seed: 3,
+            stream: 0,
+        }],
+    )
+    .unwrap();
+}
+
+#[test]
+fn compiled_kernels_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<snnc::codegen::CompiledKernels>();
+}
