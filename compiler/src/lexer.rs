@@ -486,6 +486,15 @@ pub fn tokenize(text: &str) -> Lexed<'_> {
     }
     flush(text, &mut stray, &mut lexed, &mut raw);
 
+    // Whether the first token after position i that is not a newline continues a statement,
+    // computed back to front so long runs of blank lines cost linear time.
+    let mut continues_after = vec![false; raw.len() + 1];
+    for index in (0..raw.len()).rev() {
+        continues_after[index] = match &raw[index].1 {
+            Token::Newline => continues_after[index + 1],
+            token => token.continues_statement(),
+        };
+    }
     for index in 0..raw.len() {
         let (start, token, end) = &raw[index];
         if *token != Token::Newline {
@@ -496,10 +505,7 @@ pub fn tokenize(text: &str) -> Lexed<'_> {
             .tokens
             .last()
             .is_some_and(|(_, t, _)| t.can_end_statement());
-        let next_continues = raw[index + 1..]
-            .iter()
-            .find(|(_, t, _)| *t != Token::Newline)
-            .is_some_and(|(_, t, _)| t.continues_statement());
+        let next_continues = continues_after[index + 1];
         // Inside parentheses too: two operands on consecutive lines never form an
         // expression, so ending the statement there reports an unclosed `(` where it is.
         if previous_ends && !next_continues {

@@ -175,28 +175,7 @@ fn ir(file: &Path, setup: &Setup) -> ExitCode {
     let Some((_, program)) = compile(file, setup, false) else {
         return ExitCode::from(1);
     };
-    let mut out = format!(
-        "network {} (dt = {} ms, seed = {})\n",
-        program.network,
-        snnc::units::format_number(program.dt * 1e3),
-        program.seed
-    );
-    for population in &program.populations {
-        out.push_str(&format!(
-            "\npopulation {}: {}[{}]\n",
-            population.name, population.model, population.size
-        ));
-        out.push_str(&snnc::ir::print::kernel(&population.init));
-        out.push_str(&snnc::ir::print::kernel(&population.update));
-    }
-    for projection in &program.projections {
-        out.push_str(&format!(
-            "\nprojection {}: connect {}, onto {}\n",
-            projection.name,
-            projection.connect_summary(),
-            program.populations[projection.post].update.vars[projection.target_var as usize].name
-        ));
-    }
+    let out = snnc::lower::program::print(&program);
     print!("{out}");
     ExitCode::SUCCESS
 }

@@ -215,9 +215,17 @@ pub fn define_kernel<M: Module>(
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     emit(builder, kernel, helpers, module.target_config());
 
+    let dump = std::env::var_os("SNNC_DUMP_ASM").is_some();
+    ctx.set_disasm(dump);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("kernel `{}`: cranelift: {e:?}", kernel.name))?;
+    if dump {
+        eprintln!("{}", ctx.func.display());
+        if let Some(c) = ctx.compiled_code() {
+            eprintln!("{}", c.vcode.clone().unwrap_or_default());
+        }
+    }
     module.clear_context(&mut ctx);
     Ok(id)
 }

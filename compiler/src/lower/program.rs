@@ -1383,3 +1383,47 @@ impl ProjectionIr {
         }
     }
 }
+
+/// The text form of a whole program, as `snnc ir` prints it and the IR golden tests compare.
+pub fn print(program: &Program) -> String {
+    let mut out = format!(
+        "network {} (dt = {} ms, seed = {})\n",
+        program.network,
+        units::format_number(program.dt * 1e3),
+        program.seed
+    );
+    for population in &program.populations {
+        out.push_str(&format!(
+            "\npopulation {}: {}[{}]\n",
+            population.name, population.model, population.size
+        ));
+        out.push_str(&ir::print::kernel(&population.init));
+        out.push_str(&ir::print::kernel(&population.update));
+    }
+    for source in &program.sources {
+        out.push_str(&format!(
+            "\nspike source {}[{}] from \"{}\"\n",
+            source.name, source.size, source.path
+        ));
+    }
+    for projection in &program.projections {
+        let value = |v: &SynapseValue| match v {
+            SynapseValue::Const(c) => ir::print::number(*c),
+            SynapseValue::PerSynapse(_) => "per synapse".to_string(),
+        };
+        out.push_str(&format!(
+            "\nprojection {}: connect {}, onto {}, weight {}, delay {} s\n",
+            projection.name,
+            projection.connect_summary(),
+            program.populations[projection.post].update.vars[projection.target_var as usize].name,
+            value(&projection.weight),
+            value(&projection.delay)
+        ));
+        for kernel in [&projection.weight, &projection.delay] {
+            if let SynapseValue::PerSynapse(kernel) = kernel {
+                out.push_str(&ir::print::kernel(kernel));
+            }
+        }
+    }
+    out
+}

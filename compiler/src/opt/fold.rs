@@ -3,13 +3,75 @@
 //! in IEEE arithmetic (`x * 1`, `x / 1`, `x - 0`) are removed.
 //!
 //! Uniform parameters reach this pass as constants, so folding is what specialises a kernel to
-//! its population's parameter values.
+//! its population's parameter values. A local bound to a constant is replaced by the constant
+//! wherever it is read: every local is defined exactly once (lowering, the integrators and CSE
+//! all allocate fresh ones), so the substitution is valid everywhere the local is visible.
 
 use crate::ir::interp;
-use crate::ir::{BinOp, Expr, Kernel, Stmt, UnOp};
+use crate::ir::{BinOp, Expr, Kernel, LocalId, Stmt, UnOp};
+use std::collections::HashMap;
 
 pub fn run(kernel: &mut Kernel) {
-    kernel.body = fold_block(std::mem::take(&mut kernel.body));
+    // Substituting one constant can make another let constant; repeat until nothing changes.
+    loop {
+        kernel.body = fold_block(std::mem::take(&mut kernel.body));
+        let mut constants = HashMap::new();
+        collect_constants(&kernel.body, &mut constants);
+        if constants.is_empty() || !substitute_block(&mut kernel.body, &constants) {
+            break;
+        }
+    }
+}
+
+fn collect_constants(stmts: &[Stmt], constants: &mut HashMap<LocalId, f64>) {
+    for stmt in stmts {
+        match stmt {
+            Stmt::Let(l, Expr::Const(v)) => {
+                constants.insert(*l, *v);
+            }
+            Stmt::If(_, a, b) => {
+                collect_constants(a, constants);
+                collect_constants(b, constants);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces reads of constant locals; returns whether anything changed.
+fn substitute_block(stmts: &mut [Stmt], constants: &HashMap<LocalId, f64>) -> bool {
+    let mut changed = false;
+    for stmt in stmts {
+        match stmt {
+            Stmt::Let(_, e) | Stmt::Store(_, e) => changed |= substitute(e, constants),
+            Stmt::If(c, a, b) => {
+                changed |= substitute(c, constants);
+                changed |= substitute_block(a, constants);
+                changed |= substitute_block(b, constants);
+            }
+            Stmt::Spike => {}
+        }
+    }
+    changed
+}
+
+fn substitute(e: &mut Expr, constants: &HashMap<LocalId, f64>) -> bool {
+    match e {
+        Expr::Local(l) => match constants.get(l) {
+            Some(v) => {
+                *e = Expr::Const(*v);
+                true
+            }
+            None => false,
+        },
+        Expr::Unary(_, a) | Expr::Call(_, a) => substitute(a, constants),
+        Expr::Random { arg, .. } => substitute(arg, constants),
+        Expr::Binary(_, a, b) => substitute(a, constants) | substitute(b, constants),
+        Expr::Select(c, a, b) => {
+            substitute(c, constants) | substitute(a, constants) | substitute(b, constants)
+        }
+        Expr::Const(_) | Expr::Var(_) | Expr::Time | Expr::Index => false,
+    }
 }
 
 fn fold_block(stmts: Vec<Stmt>) -> Vec<Stmt> {
