@@ -860,11 +860,10 @@ impl NetworkLowerer<'_> {
                 let decl = model.var(param);
                 let shown = decl.map_or(units::format_number(*v), |d| {
                     let scale = unit_scale(&d.unit);
-                    format!(
-                        "{} {}",
-                        units::format_number(v / scale),
-                        resolve::unit_text(&d.unit)
-                    )
+                    match resolve::unit_text(&d.unit).as_str() {
+                        "1" => units::format_number(v / scale),
+                        unit => format!("{} {unit}", units::format_number(v / scale)),
+                    }
                 });
                 notes.push(format!("uniform {param} = {shown}"));
             }
