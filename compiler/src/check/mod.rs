@@ -50,6 +50,25 @@ trait Scope {
     ) -> Option<Ty>;
 }
 
+/// The target port of a synapse model and its dimension (generic when declared without a
+/// unit). Errors in the port's unit were reported when the model itself was checked.
+fn model_port(model: &ModelInfo) -> Option<(&str, Dim)> {
+    model.target.as_ref().map(|(name, unit)| {
+        let mut ignored = Vec::new();
+        let dim = unit
+            .as_ref()
+            .and_then(|u| unit_dim(u, None, &mut ignored))
+            .unwrap_or(Dim::port());
+        (name.name.as_str(), dim)
+    })
+}
+
+/// The declared dimension of one variable of a model; `None` if it has none or it is unknown.
+fn declared_dim(model: &ModelInfo, name: &str) -> Option<Dim> {
+    let mut ignored = Vec::new();
+    unit_dim(&model.var(name)?.unit, model_port(model), &mut ignored)
+}
+
 struct ModelChecker<'a> {
     model: &'a ModelInfo,
     var_dims: HashMap<&'a str, Option<Dim>>,
@@ -875,15 +894,9 @@ fn expect_count(expr: &ast::Expr, what: &str, positive: bool, diagnostics: &mut 
 
 fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut Vec<Diagnostic>) {
     let pops = resolve::populations(resolved, 0, network);
-    let var_dim =
-        |model: &ModelInfo, name: &str, diagnostics: &mut Vec<Diagnostic>| -> Option<Dim> {
-            let var = model.var(name)?;
-            let mut ignored = Vec::new();
-            let checker = ModelChecker::new(model, &mut ignored);
-            let _ = diagnostics;
-            let _ = var;
-            checker.var_dim(name)
-        };
+    let var_dim = |model: &ModelInfo, name: &str, _: &mut Vec<Diagnostic>| -> Option<Dim> {
+        declared_dim(model, name)
+    };
     for item in &network.items {
         match item {
             NetItem::Setting { name, value, .. } => match name.name.as_str() {
@@ -1042,8 +1055,7 @@ fn check_projection(
     // The dimension the target port takes in this projection, from the bound variable.
     let mut bound: Option<Dimension> = None;
     if let Some(synapse) = synapse {
-        let mut ignored = Vec::new();
-        let checker = ModelChecker::new(synapse, &mut ignored);
+        let synapse_port = model_port(synapse).map(|(_, d)| d);
         if let Some(init) = projection.inits.iter().find(|i| i.name.name == "target") {
             if let ExprKind::Name(var) = &init.value.kind {
                 for target in &projection.targets {
@@ -1051,12 +1063,10 @@ fn check_projection(
                     else {
                         continue;
                     };
-                    let mut ignored = Vec::new();
-                    let Some(dim) = ModelChecker::new(model, &mut ignored).var_dim(&var.name)
-                    else {
+                    let Some(dim) = declared_dim(model, &var.name) else {
                         continue;
                     };
-                    let port = checker.port.map(|(_, d)| d);
+                    let port = synapse_port;
                     match port {
                         Some(port) if port.port == 0 && port != dim => diagnostics.push(
                             Diagnostic::error(format!(
@@ -1095,7 +1105,7 @@ fn check_projection(
             if init.name.name == "target" {
                 continue;
             }
-            let Some(dim) = checker.var_dim(&init.name.name) else {
+            let Some(dim) = declared_dim(synapse, &init.name.name) else {
                 infer_net(&init.value, NetContext::Synapse, diagnostics);
                 continue;
             };
