@@ -16,10 +16,9 @@ use crate::lower::program::{
 };
 use crate::source::Span;
 use snnc_runtime::network::{PopulationPlan, ProjectionPlan};
-use snnc_runtime::rng::Stream;
 use snnc_runtime::{
     npy, Connectivity, Network, OutputFormat, Population, PopulationKernel, Projection,
-    ProjectionSpec, RuntimeError, SpikeSource, TimedInput, TraceDtype, VariableSpec,
+    ProjectionSpec, RuntimeError, SpikeSource, TimedInput, TraceDtype, VariableSpec, Weights,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -144,10 +143,16 @@ pub fn instantiate(
             ConnectIr::FixedOutdegree(k) => Connectivity::fixed_outdegree(&spec, *k).map_err(at)?,
             ConnectIr::FixedTotal(n) => Connectivity::fixed_total(&spec, *n).map_err(at)?,
             ConnectIr::Where(kernel) => {
-                let stream = Stream::new(program.seed, stream_of_connect(index)).key();
-                let _ = stream;
+                // The builder asks row by row; each row is evaluated once, in one kernel run.
+                let mut row: Option<(u32, Vec<f64>)> = None;
                 Connectivity::predicate(&spec, |i, j| {
-                    eval_pair(kernel, i, j, program.seed, stream_of_connect(index), 0) != 0.0
+                    if row.as_ref().is_none_or(|(r, _)| *r != i) {
+                        let values =
+                            eval_row(kernel, i, n_post, program.seed, stream_of_connect(index));
+                        row = Some((i, values));
+                    }
+                    row.as_ref()
+                        .is_some_and(|(_, values)| values[j as usize] != 0.0)
                 })
                 .map_err(at)?
             }
@@ -172,12 +177,19 @@ pub fn instantiate(
         };
         let n_synapses = connectivity.n_synapses() as usize;
         let synapse_stream = stream_of_synapses(index);
+        // A constant weight is stored once, not once per synapse (same values delivered).
         let weights = match (&file_weights, &projection.weight) {
-            (Some(w), _) => w.clone(),
-            (None, SynapseValue::Const(w)) => vec![*w; n_synapses],
-            (None, SynapseValue::PerSynapse(kernel)) => {
-                eval_per_synapse(kernel, &connectivity, program.seed, synapse_stream)
-            }
+            (Some(w), _) => Weights::PerSynapse(w.clone()),
+            (None, SynapseValue::Const(w)) => Weights::Uniform {
+                value: *w,
+                count: n_synapses as u64,
+            },
+            (None, SynapseValue::PerSynapse(kernel)) => Weights::PerSynapse(eval_per_synapse(
+                kernel,
+                &connectivity,
+                program.seed,
+                synapse_stream,
+            )),
         };
         let delays_s = match (&file_delays, &projection.delay) {
             (Some(d), _) => Some(d.clone()),
@@ -242,7 +254,7 @@ pub fn instantiate(
             Node::Population(p) => snnc_runtime::Node::Population(p),
             Node::Source(s) => snnc_runtime::Node::Source(s),
         };
-        let built = Projection::new(
+        let built = Projection::with_weights(
             &projection.name,
             pre,
             projection.post,
@@ -378,29 +390,24 @@ pub fn run_kernel_once(kernel: &Kernel, arrays: &mut [Vec<f64>], seed: u64, stre
     interp::run(kernel, &mut views, 0, n, info, &mut spikes);
 }
 
-/// Evaluates a per-pair kernel for one (i, j); `element` keys its random draws.
-fn eval_pair(kernel: &Kernel, i: u32, j: u32, seed: u64, stream: u32, element: usize) -> f64 {
-    let mut pre = vec![0.0; element + 1];
-    let mut post = vec![0.0; element + 1];
-    let mut out = vec![0.0; element + 1];
-    pre[element] = f64::from(i);
-    post[element] = f64::from(j);
+/// Evaluates a per-pair kernel (a `where` condition) for every target `j` of source `i`.
+/// Random draws are keyed by (target, source) as (element, step), so every pair draws its own
+/// numbers, independently of how rows are visited.
+fn eval_row(kernel: &Kernel, i: u32, n_post: u32, seed: u64, stream: u32) -> Vec<f64> {
+    let n = n_post as usize;
+    let mut pre = vec![f64::from(i); n];
+    let mut post: Vec<f64> = (0..n_post).map(f64::from).collect();
+    let mut out = vec![0.0; n];
     let mut views: Vec<&mut [f64]> = vec![&mut pre, &mut post, &mut out];
     let mut spikes = Vec::new();
-    interp::run(
-        kernel,
-        &mut views,
-        element,
-        element + 1,
-        interp::StepInfo {
-            step: 0,
-            t: 0.0,
-            seed,
-            stream,
-        },
-        &mut spikes,
-    );
-    out[element]
+    let info = interp::StepInfo {
+        step: u64::from(i),
+        t: 0.0,
+        seed,
+        stream,
+    };
+    interp::run(kernel, &mut views, 0, n, info, &mut spikes);
+    out
 }
 
 /// Evaluates a per-synapse kernel for every synapse; random draws are keyed by synapse index.

@@ -1204,6 +1204,26 @@ pub const CONNECT_RULES: &[(&str, &[&str], &[&str])] = &[
     ("fixed_total", &["n"], &["autapses", "multapses"]),
 ];
 
+/// The arguments of a connectivity rule, each with the parameter it binds (by name, or by
+/// position among the rule's required then optional parameters). Unknown rules and names bind
+/// nothing; `check_connect` reports them.
+pub fn connect_args<'a>(rule: &str, args: &'a [ast::Arg]) -> Vec<(&'static str, &'a ast::Arg)> {
+    let Some((_, required, optional)) = CONNECT_RULES.iter().find(|(n, _, _)| *n == rule) else {
+        return Vec::new();
+    };
+    let names: Vec<&'static str> = required.iter().chain(optional.iter()).copied().collect();
+    args.iter()
+        .enumerate()
+        .filter_map(|(position, arg)| {
+            let name = match &arg.name {
+                Some(given) => names.iter().copied().find(|n| *n == given.name)?,
+                None => *names.get(position)?,
+            };
+            Some((name, arg))
+        })
+        .collect()
+}
+
 /// What names an expression in a network may use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum NetContext {

@@ -120,20 +120,60 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
             ));
         }
         let range = conn.row_range(pre);
-        let targets = conn.targets();
+        let targets = &conn.targets()[range.clone()];
+        let weights = &weights[range.clone()];
+        let n = self.n_targets;
         match conn.delays() {
             None => {
-                // One slot for the whole row: compute its base offset once.
-                let base = self.slot_of(conn.max_delay())? * self.n_targets;
-                for syn in range {
-                    self.buffer[base + targets[syn] as usize] += weights[syn].into();
+                // One slot for the whole row: slice it once.
+                let base = self.slot_of(conn.max_delay())? * n;
+                let slot = &mut self.buffer[base..base + n];
+                for (&t, &w) in targets.iter().zip(weights) {
+                    slot[t as usize] += w.into();
                 }
             }
             Some(delays) => {
-                for syn in range {
-                    let slot = self.slot_of(delays[syn])?;
-                    self.buffer[slot * self.n_targets + targets[syn] as usize] +=
-                        weights[syn].into();
+                for ((&t, &w), &d) in targets.iter().zip(weights).zip(&delays[range]) {
+                    let slot = self.slot_of(d)?;
+                    self.buffer[slot * n + t as usize] += w.into();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`Self::deliver`] with every synapse of the row carrying the same weight `value`.
+    pub fn deliver_uniform(
+        &mut self,
+        conn: &Connectivity,
+        pre: u32,
+        value: T,
+    ) -> Result<(), RuntimeError> {
+        if conn.n_post() as usize > self.n_targets {
+            return Err(RuntimeError::invalid(
+                "delay ring",
+                format!(
+                    "projection has {} targets but the ring only {}",
+                    conn.n_post(),
+                    self.n_targets
+                ),
+            ));
+        }
+        let range = conn.row_range(pre);
+        let targets = &conn.targets()[range.clone()];
+        let n = self.n_targets;
+        match conn.delays() {
+            None => {
+                let base = self.slot_of(conn.max_delay())? * n;
+                let slot = &mut self.buffer[base..base + n];
+                for &t in targets {
+                    slot[t as usize] += value;
+                }
+            }
+            Some(delays) => {
+                for (&t, &d) in targets.iter().zip(&delays[range]) {
+                    let slot = self.slot_of(d)?;
+                    self.buffer[slot * n + t as usize] += value;
                 }
             }
         }
@@ -156,6 +196,23 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
     pub fn advance(&mut self) {
         let start = self.current * self.n_targets;
         self.buffer[start..start + self.n_targets].fill(T::default());
+        self.current = (self.current + 1) % self.n_slots;
+    }
+
+    /// Adds the current slot into `target` (`target[i] += slot[i]` for every target, in one
+    /// pass) and then ends the step as [`Self::advance`] does. Gives exactly the sums of adding
+    /// [`Self::current`] and then calling [`Self::advance`].
+    pub fn drain_into(&mut self, target: &mut [T]) {
+        let start = self.current * self.n_targets;
+        let slot = &mut self.buffer[start..start + self.n_targets];
+        for (x, r) in target.iter_mut().zip(slot.iter_mut()) {
+            *x += *r;
+            *r = T::default();
+        }
+        // Targets beyond `target` (none when the sizes match) are still cleared.
+        if target.len() < slot.len() {
+            slot[target.len()..].fill(T::default());
+        }
         self.current = (self.current + 1) % self.n_slots;
     }
 

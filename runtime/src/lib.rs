@@ -21,7 +21,7 @@ pub use delays::DelayRing;
 pub use error::RuntimeError;
 pub use inputs::TimedInput;
 pub use memory::{check_fits, MemoryEstimate};
-pub use network::{Network, Node, Population, Projection, SpikeSource, VariableSpec};
+pub use network::{Network, Node, Population, Projection, SpikeSource, VariableSpec, Weights};
 pub use npy::{read_csv, read_npy, write_csv, write_npy, CsvTable, NpyArray, NpyData};
 pub use record::{OutputFormat, Recorder, RunStatus, TraceDtype};
 pub use rng::{uniform, Draws, Stream};

@@ -298,6 +298,49 @@ impl SpikeSource {
     }
 }
 
+/// The weights of a projection's synapses, in SI units.
+///
+/// A projection whose synapses all carry the same weight stores it once instead of once per
+/// synapse (8 bytes per synapse less). Delivery adds exactly the same value either way, so the
+/// two forms give bit-identical results.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    /// Every one of `count` synapses has weight `value`.
+    Uniform { value: f64, count: u64 },
+    /// One weight per synapse, in CSR order.
+    PerSynapse(Vec<f64>),
+}
+
+impl Weights {
+    /// The number of synapses covered.
+    pub fn len(&self) -> u64 {
+        match self {
+            Weights::Uniform { count, .. } => *count,
+            Weights::PerSynapse(w) => w.len() as u64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The weight of synapse `syn` (`None` when out of range).
+    pub fn get(&self, syn: usize) -> Option<f64> {
+        match self {
+            Weights::Uniform { value, count } => ((syn as u64) < *count).then_some(*value),
+            Weights::PerSynapse(w) => w.get(syn).copied(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Weights::Uniform { .. } => 0,
+            Weights::PerSynapse(w) => w.len() as u64 * 8,
+        }
+    }
+}
+
 /// Synapses from a node to a population, their weights and their delay ring.
 #[derive(Debug)]
 pub struct Projection {
@@ -306,8 +349,8 @@ pub struct Projection {
     /// An index into [`Network::populations`].
     pub post: usize,
     pub connectivity: Connectivity,
-    /// One SI weight per synapse, in CSR order.
-    pub weights: Vec<f64>,
+    /// The SI weight of every synapse, in CSR order.
+    pub weights: Weights,
     /// The index of the post population's array that delivered weights are added to.
     pub target_array: usize,
     /// Pending input per post neuron, sized for the connectivity's longest delay.
@@ -327,8 +370,50 @@ impl Projection {
         weights: Vec<f64>,
         target_array: usize,
     ) -> Result<Self, RuntimeError> {
+        Self::with_weights(
+            name,
+            pre,
+            post,
+            connectivity,
+            Weights::PerSynapse(weights),
+            target_array,
+        )
+    }
+
+    /// As [`Self::new`], with every synapse carrying the weight `weight` (stored once).
+    pub fn with_uniform_weight(
+        name: impl Into<String>,
+        pre: Node,
+        post: usize,
+        connectivity: Connectivity,
+        weight: f64,
+        target_array: usize,
+    ) -> Result<Self, RuntimeError> {
+        let count = connectivity.n_synapses();
+        Self::with_weights(
+            name,
+            pre,
+            post,
+            connectivity,
+            Weights::Uniform {
+                value: weight,
+                count,
+            },
+            target_array,
+        )
+    }
+
+    /// As [`Self::new`], with weights in either form.
+    pub fn with_weights(
+        name: impl Into<String>,
+        pre: Node,
+        post: usize,
+        connectivity: Connectivity,
+        weights: Weights,
+        target_array: usize,
+    ) -> Result<Self, RuntimeError> {
         let name = name.into();
-        if weights.len() as u64 != connectivity.n_synapses() {
+        if weights.len() != connectivity.n_synapses() {
             return Err(RuntimeError::invalid(
                 format!("projection '{name}'"),
                 format!(
@@ -352,7 +437,7 @@ impl Projection {
 
     /// Bytes of synapses, weights and ring.
     pub fn bytes(&self) -> u64 {
-        self.connectivity.total_bytes() + self.weights.len() as u64 * 8 + self.ring.bytes()
+        self.connectivity.total_bytes() + self.weights.bytes() + self.ring.bytes()
     }
 }
 
@@ -492,7 +577,7 @@ impl Network {
         let mut synapse_bytes = 0;
         let mut ring_buffer_bytes = 0;
         for p in &self.projections {
-            synapse_bytes += p.connectivity.total_bytes() + p.weights.len() as u64 * 8;
+            synapse_bytes += p.connectivity.total_bytes() + p.weights.bytes();
             ring_buffer_bytes += p.ring.bytes();
         }
         MemoryEstimate {
@@ -587,7 +672,7 @@ impl Network {
                 post.size
             )));
         }
-        if p.weights.len() as u64 != p.connectivity.n_synapses() {
+        if p.weights.len() != p.connectivity.n_synapses() {
             return Err(error(format!(
                 "{} weights given for {} synapses",
                 p.weights.len(),

@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{KernelContext, KernelFn};
 use crate::error::RuntimeError;
-use crate::network::{Network, Node, Population};
+use crate::network::{Network, Node, Population, Projection, Weights};
 use crate::record::RunStatus;
 
 /// Updates one population for one step (phase 2 of the step loop).
@@ -406,21 +406,37 @@ impl Simulation {
 
             // (4) Delivery into the rings.
             for projection in projections.iter_mut() {
-                for &pre in spikes_of(projection.pre) {
-                    projection
-                        .ring
-                        .deliver(&projection.connectivity, pre, &projection.weights)?;
-                    stats.synaptic_events += projection.connectivity.row_range(pre).len() as u64;
+                let spikes = spikes_of(projection.pre);
+                if spikes.is_empty() {
+                    continue;
+                }
+                let Projection {
+                    connectivity,
+                    weights,
+                    ring,
+                    ..
+                } = projection;
+                match weights {
+                    Weights::Uniform { value, .. } => {
+                        for &pre in spikes {
+                            ring.deliver_uniform(connectivity, pre, *value)?;
+                        }
+                    }
+                    Weights::PerSynapse(w) => {
+                        for &pre in spikes {
+                            ring.deliver(connectivity, pre, w)?;
+                        }
+                    }
+                }
+                for &pre in spikes {
+                    stats.synaptic_events += connectivity.row_range(pre).len() as u64;
                 }
             }
 
-            // (5) The rings' slot of step k into the target arrays.
+            // (5) The rings' slot of step k into the target arrays (and cleared), in one pass.
             for projection in projections.iter_mut() {
                 let target = &mut populations[projection.post].arrays[projection.target_array];
-                for (x, &input) in target.iter_mut().zip(projection.ring.current()) {
-                    *x += input;
-                }
-                projection.ring.advance();
+                projection.ring.drain_into(target);
             }
 
             // (6) Trace recording, after the step: the state at (k + 1)·dt.

@@ -149,7 +149,12 @@ fn compile(file: &Path, setup: &Setup, quiet: bool) -> Option<(Checked, Program)
         return None;
     }
     match driver::lower(&checked, setup.network.as_deref(), &overrides) {
-        Ok(program) => Some((checked, program)),
+        Ok(program) => {
+            if !quiet {
+                eprint!("{}", render_text(&checked.sources, &program.warnings));
+            }
+            Some((checked, program))
+        }
         Err(diagnostics) => {
             eprint!("{}", render_text(&checked.sources, &diagnostics));
             None
@@ -176,7 +181,7 @@ fn ir(file: &Path, setup: &Setup) -> ExitCode {
         return ExitCode::from(1);
     };
     let out = snnc::lower::program::print(&program);
-    print!("{out}");
+    let _ = write!(std::io::stdout(), "{out}");
     ExitCode::SUCCESS
 }
 
@@ -316,6 +321,9 @@ fn run(
         return ExitCode::SUCCESS;
     }
 
+    // A closed pipe (`snnc run ... | head`) must not turn a finished run into a panic.
+    let stdout = std::io::stdout();
+    let mut summary = stdout.lock();
     let n_neurons: usize = network.populations.iter().map(|p| p.size).sum();
     let n_synapses: u64 = network
         .projections
@@ -323,12 +331,14 @@ fn run(
         .map(|p| p.connectivity.n_synapses())
         .sum();
     let simulated = steps as f64 * program.dt;
-    println!(
+    let _ = writeln!(
+        summary,
         "network {}: {n_neurons} neurons, {n_synapses} synapses, {} s simulated in {steps} steps",
         program.network,
         snnc::units::format_number(simulated)
     );
-    println!(
+    let _ = writeln!(
+        summary,
         "  {:<12} {:>10} {:>10} {:>12}",
         "population", "neurons", "spikes", "mean rate"
     );
@@ -339,12 +349,13 @@ fn run(
         } else {
             0.0
         };
-        println!(
+        let _ = writeln!(
+            summary,
             "  {:<12} {:>10} {:>10} {:>9.2} Hz",
             population.name, population.size, spikes, rate
         );
     }
-    println!(
+    let _ = writeln!(summary,
         "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s, real-time factor {:.3}",
         (front_end + jit_time).as_secs_f64() * 1e3,
         front_end.as_secs_f64() * 1e3,
@@ -353,7 +364,8 @@ fn run(
         run_time.as_secs_f64(),
         run_time.as_secs_f64() / simulated.max(f64::MIN_POSITIVE)
     );
-    println!(
+    let _ = writeln!(
+        summary,
         "  {} synaptic events; outputs in {}/ (manifest.json)",
         stats.synaptic_events,
         out.display()

@@ -69,6 +69,16 @@ fn declared_dim(model: &ModelInfo, name: &str) -> Option<Dim> {
     unit_dim(&model.var(name)?.unit, model_port(model), &mut ignored)
 }
 
+/// The dimension of a model's `let`, for lowering to record it in the user's unit.
+pub fn let_dim(model: &ModelInfo, name: &str) -> Option<Dim> {
+    let mut ignored = Vec::new();
+    let checker = ModelChecker::new(model, &mut ignored);
+    match checker.lookup(name, crate::source::Span::default(), &mut ignored)? {
+        Ty::Quantity(dim) => Some(dim),
+        _ => None,
+    }
+}
+
 struct ModelChecker<'a> {
     model: &'a ModelInfo,
     var_dims: HashMap<&'a str, Option<Dim>>,
@@ -1131,21 +1141,9 @@ fn check_projection(
     if let Some(connect) = &projection.connect {
         match connect {
             ast::Connect::Rule { args, rule, .. } => {
-                let Some((_, required, optional)) = resolve::CONNECT_RULES
-                    .iter()
-                    .find(|(n, _, _)| *n == rule.name)
-                else {
-                    return;
-                };
-                let names: Vec<&str> = required.iter().chain(optional.iter()).copied().collect();
-                for (position, arg) in args.iter().enumerate() {
-                    let name = arg
-                        .name
-                        .as_ref()
-                        .map(|n| n.name.as_str())
-                        .or(names.get(position).copied());
+                for (name, arg) in resolve::connect_args(&rule.name, args) {
                     match name {
-                        Some("p") => {
+                        "p" => {
                             expect_net(
                                 &arg.value,
                                 NetContext::Constant,
@@ -1170,11 +1168,11 @@ fn check_projection(
                                 );
                             }
                         }
-                        Some("k") => expect_count(&arg.value, "the degree `k`", false, diagnostics),
-                        Some("n") => {
+                        "k" => expect_count(&arg.value, "the degree `k`", false, diagnostics),
+                        "n" => {
                             expect_count(&arg.value, "the synapse count `n`", false, diagnostics)
                         }
-                        Some(flag @ ("autapses" | "multapses")) => {
+                        flag @ ("autapses" | "multapses") => {
                             let found = infer_net(&arg.value, NetContext::Constant, diagnostics);
                             expect_bool(found, &arg.value, &format!("`{flag}`"), diagnostics);
                         }

@@ -38,8 +38,8 @@ use crate::ir::interp::{self, random_kind};
 use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, Type, UserFuncName,
-    Value,
+    types, AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature,
+    Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
@@ -435,6 +435,18 @@ struct Gen<'f> {
     spiked: Option<Variable>,
     /// Values of loop-invariant subexpressions, computed before the loop (keyed by address).
     hoisted: HashMap<*const Expr, Value>,
+    /// Whether code is being emitted for the two-lane (`f64x2`) loop; see [`vectorizable`].
+    vector: bool,
+    /// Two-lane counterparts of `var_cache`, `locals` and `hoisted`, and `t` splatted.
+    var_cache_v: Vec<Variable>,
+    locals_v: Vec<Variable>,
+    hoisted_v: HashMap<*const Expr, Value>,
+    t_v: Value,
+    /// In the two-lane loop: the lanes (an `i64x2` mask) for which the statements being
+    /// emitted run, or `None` for both; `If` is if-converted under it.
+    mask: Option<Value>,
+    /// In the two-lane loop: the lanes that have spiked (`i64x2` mask).
+    spiked_v: Option<Variable>,
 }
 
 fn emit(
@@ -490,6 +502,20 @@ fn emit(
         })
         .collect();
     let var_cache = (0..n_vars).map(|_| b.declare_var(types::F64)).collect();
+    let vector = vectorizable(kernel);
+    let zero_v = b.ins().splat(types::F64X2, zero);
+    let locals_v: Vec<Variable> = (0..if vector { kernel.n_locals } else { 0 })
+        .map(|_| {
+            let v = b.declare_var(types::F64X2);
+            b.def_var(v, zero_v);
+            v
+        })
+        .collect();
+    let var_cache_v = (0..if vector { n_vars } else { 0 })
+        .map(|_| b.declare_var(types::F64X2))
+        .collect();
+    let spiked_v = (vector && can_spike).then(|| b.declare_var(types::I64X2));
+    let t_v = b.ins().splat(types::F64X2, t);
     let spike_state = can_spike.then(|| {
         let spikes = field(&mut b, i64t, ctx, offset_of!(KernelContext, spikes));
         let n = b.declare_var(i64t);
@@ -513,6 +539,13 @@ fn emit(
         locals,
         spiked: spike_state.map(|s| s.2),
         hoisted: HashMap::new(),
+        vector: false,
+        var_cache_v,
+        locals_v,
+        hoisted_v: HashMap::new(),
+        t_v,
+        mask: None,
+        spiked_v,
     };
     // Loop-invariant subexpressions: folded when constant, else computed once here.
     let mut invariant = Vec::new();
@@ -528,8 +561,18 @@ fn emit(
             None => g.expr(e),
         };
         g.hoisted.insert(e as *const Expr, value);
+        if vector {
+            let splat = g.b.ins().splat(types::F64X2, value);
+            g.hoisted_v.insert(e as *const Expr, splat);
+        }
     }
-    g.b.ins().jump(header, &[]);
+    if vector {
+        let vheader = g.b.create_block();
+        g.b.ins().jump(vheader, &[]);
+        emit_two_lane_loop(&mut g, kernel, vheader, header, element, end, spike_state);
+    } else {
+        g.b.ins().jump(header, &[]);
+    }
 
     // Header: while element < end.
     g.b.switch_to_block(header);
@@ -539,6 +582,9 @@ fn emit(
 
     // Body: one element.
     g.b.switch_to_block(body);
+    g.vector = false;
+    g.mask = None;
+    g.cached.iter_mut().for_each(|c| *c = false);
     let i = g.b.use_var(element);
     g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
@@ -591,6 +637,302 @@ fn emit(
     b.finalize(config);
 }
 
+/// Whether a kernel gets the two-lane (`f64x2`) loop besides the scalar one. Two lanes give
+/// the same bits as two scalar iterations when no value flows from one element to the next
+/// and every lane does exactly the scalar operations:
+///
+/// * every local is assigned before it is read on every path (locals otherwise carry a value
+///   over from the previous element, as in the interpreter);
+/// * no `if` body and no `select` arm calls a helper: the two-lane loop runs both sides of
+///   every `if` and `select` under lane masks (if-conversion), which is exact because every
+///   operation is pure, but would pay for calls the scalar code skips.
+///
+/// Arithmetic, comparisons and `min`/`max` (compare and select) are the same IEEE operations
+/// lane by lane; helpers, random draws, `floor` and `ceil` are called or computed lane by
+/// lane, lane 0 first; spikes are appended in element order.
+fn vectorizable(kernel: &Kernel) -> bool {
+    fn reads_defined(e: &Expr, defined: &[bool]) -> bool {
+        let mut ok = true;
+        e.visit(&mut |e| {
+            if let Expr::Local(l) = e {
+                ok &= defined[*l as usize];
+            }
+        });
+        ok
+    }
+    fn no_calls_in_arms(e: &Expr) -> bool {
+        let mut ok = true;
+        e.visit(&mut |e| {
+            if let Expr::Select(_, a, b) = e {
+                ok &= !calls_out(a) && !calls_out(b);
+            }
+        });
+        ok
+    }
+    fn check(stmts: &[Stmt], defined: &mut Vec<bool>, nested: bool) -> bool {
+        for s in stmts {
+            match s {
+                Stmt::Let(l, e) => {
+                    if !reads_defined(e, defined)
+                        || !no_calls_in_arms(e)
+                        || (nested && calls_out(e))
+                    {
+                        return false;
+                    }
+                    defined[*l as usize] = true;
+                }
+                Stmt::Store(_, e) => {
+                    if !reads_defined(e, defined)
+                        || !no_calls_in_arms(e)
+                        || (nested && calls_out(e))
+                    {
+                        return false;
+                    }
+                }
+                Stmt::If(c, a, b) => {
+                    if !reads_defined(c, defined)
+                        || !no_calls_in_arms(c)
+                        || (nested && calls_out(c))
+                    {
+                        return false;
+                    }
+                    let mut in_a = defined.clone();
+                    let mut in_b = defined.clone();
+                    if !check(a, &mut in_a, true) || !check(b, &mut in_b, true) {
+                        return false;
+                    }
+                    for (d, (x, y)) in defined.iter_mut().zip(in_a.iter().zip(&in_b)) {
+                        *d = *x && *y;
+                    }
+                }
+                Stmt::Spike => {}
+            }
+        }
+        true
+    }
+    let mut defined = vec![false; kernel.n_locals as usize];
+    check(&kernel.body, &mut defined, false)
+}
+
+/// Memory flags of two-lane loads and stores: arrays are only 8-byte aligned.
+fn unaligned() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// Emits the two-lane loop, entered at `vheader`: while at least two elements are left it
+/// updates elements `i` and `i + 1` together, then it leaves for the scalar loop at
+/// `scalar_header`, which finishes the remaining element (if any).
+fn emit_two_lane_loop(
+    g: &mut Gen,
+    kernel: &Kernel,
+    vheader: Block,
+    scalar_header: Block,
+    element: Variable,
+    end: Value,
+    spike_state: Option<(Value, Variable, Variable)>,
+) {
+    let vcheck = g.b.create_block();
+    let vbody = g.b.create_block();
+    let vlatch = g.b.create_block();
+
+    g.b.switch_to_block(vheader);
+    let i = g.b.use_var(element);
+    let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+    g.b.ins().brif(more, vcheck, &[], scalar_header, &[]);
+    g.b.switch_to_block(vcheck);
+    let left = g.b.ins().isub(end, i);
+    let two =
+        g.b.ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, 2);
+    g.b.ins().brif(two, vbody, &[], scalar_header, &[]);
+
+    g.b.switch_to_block(vbody);
+    g.vector = true;
+    g.mask = None;
+    g.cached.iter_mut().for_each(|c| *c = false);
+    let i = g.b.use_var(element);
+    g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
+    g.elem_u32 = g.b.ins().ireduce(types::I32, i);
+    let f0 = g.b.ins().fcvt_from_sint(types::F64, i);
+    let one = g.b.ins().f64const(1.0);
+    // Exact: (i + 1) as f64 for i below 2^53.
+    let f1 = g.b.ins().fadd(f0, one);
+    let v = g.b.ins().splat(types::F64X2, f0);
+    g.elem_f64 = g.b.ins().insertlane(v, f1, 1);
+    if let Some(spiked) = g.spiked_v {
+        let zero = g.b.ins().iconst(types::I64, 0);
+        let none = g.b.ins().splat(types::I64X2, zero);
+        g.b.def_var(spiked, none);
+    }
+    g.stmts(&kernel.body);
+
+    match (spike_state, g.spiked_v) {
+        (Some((spikes, n, _)), Some(spiked)) => {
+            let record = g.b.create_block();
+            let lane0 = g.b.create_block();
+            let after0 = g.b.create_block();
+            let lane1 = g.b.create_block();
+            let m = g.b.use_var(spiked);
+            let bits = g.b.ins().vhigh_bits(types::I32, m);
+            g.b.ins().brif(bits, record, &[], vlatch, &[]);
+            g.b.switch_to_block(record);
+            g.b.set_cold_block(record);
+            let b0 = g.b.ins().band_imm_u(bits, 1);
+            g.b.ins().brif(b0, lane0, &[], after0, &[]);
+            let elem0 = g.elem_u32;
+            for (block, elem_of, next) in [(lane0, 0, Some(after0)), (lane1, 1, None)] {
+                g.b.switch_to_block(block);
+                g.b.set_cold_block(block);
+                let elem = if elem_of == 0 {
+                    elem0
+                } else {
+                    g.b.ins().iadd_imm_u(elem0, 1)
+                };
+                let count = g.b.use_var(n);
+                let offset = g.b.ins().ishl_imm_u(count, 2);
+                let addr = g.b.ins().iadd(spikes, offset);
+                g.b.ins().store(trusted(), elem, addr, 0);
+                let count = g.b.ins().iadd_imm_u(count, 1);
+                g.b.def_var(n, count);
+                match next {
+                    Some(after) => {
+                        g.b.ins().jump(after, &[]);
+                        g.b.switch_to_block(after);
+                        g.b.set_cold_block(after);
+                        let b1 = g.b.ins().band_imm_u(bits, 2);
+                        g.b.ins().brif(b1, lane1, &[], vlatch, &[]);
+                    }
+                    None => {
+                        g.b.ins().jump(vlatch, &[]);
+                    }
+                }
+            }
+        }
+        _ => {
+            g.b.ins().jump(vlatch, &[]);
+        }
+    }
+    g.b.switch_to_block(vlatch);
+    let i = g.b.use_var(element);
+    let next = g.b.ins().iadd_imm_u(i, 2);
+    g.b.def_var(element, next);
+    g.b.ins().jump(vheader, &[]);
+    g.vector = false;
+}
+
+impl Gen<'_> {
+    /// A statement in the two-lane loop: `if` becomes lane masks, stores and local
+    /// assignments under a mask keep the old value in the other lanes.
+    fn stmt_v(&mut self, stmt: &Stmt) {
+        match stmt {
+            Stmt::Let(l, e) => {
+                let v = self.expr(e);
+                let local = self.locals_v[*l as usize];
+                let v = match self.mask {
+                    Some(m) => {
+                        let old = self.b.use_var(local);
+                        self.select(m, v, old)
+                    }
+                    None => v,
+                };
+                self.b.def_var(local, v);
+            }
+            Stmt::Store(var, e) => {
+                let v = self.expr(e);
+                let v = match self.mask {
+                    Some(m) => {
+                        let old = self.var_v(*var);
+                        self.select(m, v, old)
+                    }
+                    None => v,
+                };
+                let addr = self.address(*var);
+                self.b.ins().store(unaligned(), v, addr, 0);
+                self.b.def_var(self.var_cache_v[*var as usize], v);
+                self.cached[*var as usize] = true;
+            }
+            Stmt::If(c, then_body, else_body) => {
+                let cond = self.cond(c);
+                let outer = self.mask;
+                let then_mask = match outer {
+                    Some(m) => self.b.ins().band(m, cond),
+                    None => cond,
+                };
+                self.mask = Some(then_mask);
+                self.stmts(then_body);
+                if !else_body.is_empty() {
+                    let not = self.b.ins().bnot(cond);
+                    let else_mask = match outer {
+                        Some(m) => self.b.ins().band(m, not),
+                        None => not,
+                    };
+                    self.mask = Some(else_mask);
+                    self.stmts(else_body);
+                }
+                self.mask = outer;
+            }
+            Stmt::Spike => {
+                let spiked = self
+                    .spiked_v
+                    .expect("a kernel with `spike` has a spike mask");
+                let lanes = match self.mask {
+                    Some(m) => m,
+                    None => {
+                        let all = self.b.ins().iconst(types::I64, -1);
+                        self.b.ins().splat(types::I64X2, all)
+                    }
+                };
+                let old = self.b.use_var(spiked);
+                let new = self.b.ins().bor(old, lanes);
+                self.b.def_var(spiked, new);
+            }
+        }
+    }
+
+    /// The two lanes of array `v` at the current element, loaded at the first use.
+    fn var_v(&mut self, v: u32) -> Value {
+        let var = v as usize;
+        if !self.cached[var] {
+            let addr = self.address(v);
+            let x = self.b.ins().load(types::F64X2, unaligned(), addr, 0);
+            self.b.def_var(self.var_cache_v[var], x);
+            self.cached[var] = true;
+        }
+        self.b.use_var(self.var_cache_v[var])
+    }
+
+    /// A random draw per lane, with each lane's element index.
+    fn random_v(&mut self, kind: Random, draw: u32, arg: &Expr) -> Value {
+        let arg = if kind == Random::Poisson {
+            self.expr(arg)
+        } else {
+            self.fconst(0.0)
+        };
+        let f = self.helpers[Helper::Random.index()].expect("used helpers are imported");
+        let site = self.b.ins().iconst(types::I32, i64::from(draw));
+        let kind = self
+            .b
+            .ins()
+            .iconst(types::I32, i64::from(random_kind(kind)));
+        let elem0 = self.elem_u32;
+        let a0 = self.b.ins().extractlane(arg, 0);
+        let inst = self
+            .b
+            .ins()
+            .call(f, &[self.stream_key, elem0, self.step, site, kind, a0]);
+        let r0 = self.b.inst_results(inst)[0];
+        let elem1 = self.b.ins().iadd_imm_u(elem0, 1);
+        let a1 = self.b.ins().extractlane(arg, 1);
+        let inst = self
+            .b
+            .ins()
+            .call(f, &[self.stream_key, elem1, self.step, site, kind, a1]);
+        let r1 = self.b.inst_results(inst)[0];
+        let v = self.b.ins().splat(types::F64X2, r0);
+        self.b.ins().insertlane(v, r1, 1)
+    }
+}
+
 impl Gen<'_> {
     fn stmts(&mut self, stmts: &[Stmt]) {
         for s in stmts {
@@ -599,6 +941,9 @@ impl Gen<'_> {
     }
 
     fn stmt(&mut self, stmt: &Stmt) {
+        if self.vector {
+            return self.stmt_v(stmt);
+        }
         match stmt {
             Stmt::Let(l, e) => {
                 let v = self.expr(e);
@@ -653,27 +998,78 @@ impl Gen<'_> {
 
     /// `x != 0.0` as a Cranelift boolean (NaN is true).
     fn truthy(&mut self, x: Value) -> Value {
-        let zero = self.b.ins().f64const(0.0);
+        let zero = self.fconst(0.0);
         self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
     }
 
-    /// 1.0 or 0.0 from a Cranelift boolean.
+    /// 1.0 or 0.0 from a Cranelift boolean (or, in the two-lane loop, a lane mask).
     fn bool_to_f64(&mut self, cond: Value) -> Value {
-        let one = self.b.ins().f64const(1.0);
-        let zero = self.b.ins().f64const(0.0);
-        self.b.ins().select(cond, one, zero)
+        let one = self.fconst(1.0);
+        let zero = self.fconst(0.0);
+        self.select(cond, one, zero)
+    }
+
+    /// A constant, splatted in the two-lane loop.
+    fn fconst(&mut self, c: f64) -> Value {
+        let x = self.b.ins().f64const(c);
+        if self.vector {
+            self.b.ins().splat(types::F64X2, x)
+        } else {
+            x
+        }
+    }
+
+    /// `cond ? a : b`, per lane in the two-lane loop (where `cond` is an `i64x2` mask).
+    fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
+        if self.vector {
+            let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+            let c = self.b.ins().bitcast(types::F64X2, flags, cond);
+            self.b.ins().bitselect(c, a, b)
+        } else {
+            self.b.ins().select(cond, a, b)
+        }
     }
 
     fn call(&mut self, h: Helper, args: &[Value]) -> Value {
         let f = self.helpers[h.index()].expect("used helpers are imported");
+        if self.vector {
+            // One scalar call per lane, lane 0 first.
+            let mut result = None;
+            for lane in 0..2u8 {
+                let scalar: Vec<Value> = args
+                    .iter()
+                    .map(|&a| self.b.ins().extractlane(a, lane))
+                    .collect();
+                let inst = self.b.ins().call(f, &scalar);
+                let r = self.b.inst_results(inst)[0];
+                result = Some(match result {
+                    None => self.b.ins().splat(types::F64X2, r),
+                    Some(v) => self.b.ins().insertlane(v, r, lane),
+                });
+            }
+            return result.expect("two lanes");
+        }
         let inst = self.b.ins().call(f, args);
         self.b.inst_results(inst)[0]
+    }
+
+    /// A per-lane scalar operation in the two-lane loop (the operation itself otherwise).
+    fn lanewise(&mut self, a: Value, op: fn(&mut FunctionBuilder, Value) -> Value) -> Value {
+        if !self.vector {
+            return op(&mut self.b, a);
+        }
+        let x0 = self.b.ins().extractlane(a, 0);
+        let y0 = op(&mut self.b, x0);
+        let x1 = self.b.ins().extractlane(a, 1);
+        let y1 = op(&mut self.b, x1);
+        let v = self.b.ins().splat(types::F64X2, y0);
+        self.b.ins().insertlane(v, y1, 1)
     }
 
     /// `eval(e) != 0.0` as a Cranelift boolean, without materialising 1.0/0.0 for
     /// comparisons and logic.
     fn cond(&mut self, e: &Expr) -> Value {
-        if let Some(&v) = self.hoisted.get(&(e as *const Expr)) {
+        if let Some(v) = self.hoisted_value(e) {
             return self.truthy(v);
         }
         match e {
@@ -696,6 +1092,9 @@ impl Gen<'_> {
             // `a == 0.0` is exactly `!(a != 0.0)`, NaN included.
             Expr::Unary(UnOp::Not, a) => {
                 let x = self.cond(a);
+                if self.vector {
+                    return self.b.ins().bnot(x);
+                }
                 let one = self.b.ins().iconst(types::I8, 1);
                 return self.b.ins().bxor(x, one);
             }
@@ -705,12 +1104,38 @@ impl Gen<'_> {
         self.truthy(v)
     }
 
+    /// The value of a hoisted subexpression, splatted in the two-lane loop.
+    fn hoisted_value(&self, e: &Expr) -> Option<Value> {
+        let map = if self.vector {
+            &self.hoisted_v
+        } else {
+            &self.hoisted
+        };
+        map.get(&(e as *const Expr)).copied()
+    }
+
     fn expr(&mut self, e: &Expr) -> Value {
-        if let Some(&v) = self.hoisted.get(&(e as *const Expr)) {
+        if let Some(v) = self.hoisted_value(e) {
             return v;
         }
+        if self.vector {
+            match e {
+                Expr::Var(v) => return self.var_v(*v),
+                Expr::Local(l) => return self.b.use_var(self.locals_v[*l as usize]),
+                Expr::Time => return self.t_v,
+                Expr::Index => return self.elem_f64,
+                Expr::Select(c, a, b) => {
+                    let cond = self.cond(c);
+                    let a = self.expr(a);
+                    let b = self.expr(b);
+                    return self.select(cond, a, b);
+                }
+                Expr::Random { kind, draw, arg } => return self.random_v(*kind, *draw, arg),
+                _ => {}
+            }
+        }
         match e {
-            Expr::Const(c) => self.b.ins().f64const(*c),
+            Expr::Const(c) => self.fconst(*c),
             Expr::Var(v) => {
                 let var = *v as usize;
                 if !self.cached[var] {
@@ -814,25 +1239,25 @@ impl Gen<'_> {
     /// x86-64: `b` if `b` beats `a` or `a` is NaN, else `a`.
     fn min_max(&mut self, beats: FloatCC, a: Value, b: Value) -> Value {
         let b_beats = self.b.ins().fcmp(beats, b, a);
-        let pick = self.b.ins().select(b_beats, b, a);
+        let pick = self.select(b_beats, b, a);
         let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
-        self.b.ins().select(a_nan, b, pick)
+        self.select(a_nan, b, pick)
     }
 
     fn func(&mut self, f: Func, a: Value) -> Value {
         let helper = match f {
             Func::Sqrt => return self.b.ins().sqrt(a),
             Func::Abs => return self.b.ins().fabs(a),
-            Func::Floor => return self.b.ins().floor(a),
-            Func::Ceil => return self.b.ins().ceil(a),
+            Func::Floor => return self.lanewise(a, |b, x| b.ins().floor(x)),
+            Func::Ceil => return self.lanewise(a, |b, x| b.ins().ceil(x)),
             Func::Sign => {
-                let zero = self.b.ins().f64const(0.0);
-                let one = self.b.ins().f64const(1.0);
-                let minus_one = self.b.ins().f64const(-1.0);
+                let zero = self.fconst(0.0);
+                let one = self.fconst(1.0);
+                let minus_one = self.fconst(-1.0);
                 let pos = self.b.ins().fcmp(FloatCC::GreaterThan, a, zero);
                 let neg = self.b.ins().fcmp(FloatCC::LessThan, a, zero);
-                let low = self.b.ins().select(neg, minus_one, zero);
-                return self.b.ins().select(pos, one, low);
+                let low = self.select(neg, minus_one, zero);
+                return self.select(pos, one, low);
             }
             Func::Exp => Helper::Exp,
             Func::Expm1 => Helper::Expm1,

@@ -24,6 +24,8 @@ pub struct Program {
     pub projections: Vec<ProjectionIr>,
     pub records: Vec<RecordIr>,
     pub timed_inputs: Vec<TimedInputIr>,
+    /// What lowering accepted but wants the user to know (settings not implemented yet).
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Clone, Debug)]
@@ -218,10 +220,11 @@ pub fn lower(
         diagnostics: Vec::new(),
         dt: 1e-4,
     };
-    let program = lowerer.lower();
+    let mut program = lowerer.lower();
     if lowerer.diagnostics.iter().any(Diagnostic::is_error) {
         return Err(lowerer.diagnostics);
     }
+    program.warnings = lowerer.diagnostics;
     Ok(program)
 }
 
@@ -375,6 +378,14 @@ impl NetworkLowerer<'_> {
                             seed = v as u64;
                         }
                     }
+                    "precision" => {
+                        if matches!(&value.kind, ExprKind::Name(n) if n.name == "f32") {
+                            self.diagnostics.push(
+                                Diagnostic::warning("`precision = f32` is not implemented yet")
+                                    .primary(value.span, "the simulation runs in f64"),
+                            );
+                        }
+                    }
                     _ => {}
                 },
                 NetItem::Run { duration: d, .. } => duration = self.constant(d),
@@ -393,6 +404,7 @@ impl NetworkLowerer<'_> {
             projections: Vec::new(),
             records: Vec::new(),
             timed_inputs: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut nodes: HashMap<&str, Node> = HashMap::new();
         for item in items {
@@ -418,8 +430,22 @@ impl NetworkLowerer<'_> {
                             _ => None,
                         })
                         .collect();
-                    let pop =
-                        self.lower_population(index, &name.name, info, size, inits, &inputs, *span);
+                    let recorded: Vec<&str> = items
+                        .iter()
+                        .filter_map(|i| match i {
+                            NetItem::Record {
+                                what: ast::RecordWhat::Vars(vars),
+                                of,
+                                ..
+                            } if of.iter().any(|p| p.name.name == name.name) => Some(vars),
+                            _ => None,
+                        })
+                        .flatten()
+                        .map(|v| v.name.as_str())
+                        .collect();
+                    let pop = self.lower_population(
+                        index, &name.name, info, size, inits, &inputs, &recorded, *span,
+                    );
                     nodes.insert(&name.name, Node::Population(index));
                     program.populations.push(pop);
                 }
@@ -575,6 +601,7 @@ impl NetworkLowerer<'_> {
         size: u32,
         inits: &[ast::Init],
         inputs: &[&ast::InputDecl],
+        recorded: &[&str],
         span: Span,
     ) -> PopulationIr {
         let mut vars: Vec<VarInfo> = Vec::new();
@@ -742,14 +769,29 @@ impl NetworkLowerer<'_> {
                 continue;
             };
             let var = var as ir::VarId;
+            // An input to part of a population leaves the other neurons as they are.
+            let neurons = self.range(&input.population, size);
+            let in_range = (neurons != (0..size)).then(|| {
+                Expr::bin(
+                    BinOp::And,
+                    Expr::bin(BinOp::Ge, Expr::Index, Expr::c(f64::from(neurons.start))),
+                    Expr::bin(BinOp::Lt, Expr::Index, Expr::c(f64::from(neurons.end))),
+                )
+            });
             match &input.source {
                 ast::InputSource::Expr(e) => {
-                    let lowered = lower_expr(e, &input_env, &mut builder);
-                    body.push(Stmt::Store(var, lowered));
+                    let mut value = lower_expr(e, &input_env, &mut builder);
+                    if let Some(in_range) = &in_range {
+                        value = Expr::select(in_range.clone(), value, Expr::Var(var));
+                    }
+                    body.push(Stmt::Store(var, value));
                 }
                 ast::InputSource::Add(e) => {
-                    let lowered = lower_expr(e, &input_env, &mut builder);
-                    additive.push(Stmt::Store(var, Expr::add(Expr::Var(var), lowered)));
+                    let mut value = lower_expr(e, &input_env, &mut builder);
+                    if let Some(in_range) = &in_range {
+                        value = Expr::select(in_range.clone(), value, Expr::c(0.0));
+                    }
+                    additive.push(Stmt::Store(var, Expr::add(Expr::Var(var), value)));
                 }
                 ast::InputSource::File { .. } => {}
             }
@@ -867,6 +909,27 @@ impl NetworkLowerer<'_> {
                 });
                 notes.push(format!("uniform {param} = {shown}"));
             }
+        }
+        // A recorded `let` is computed into an array of its own at the end of each step.
+        for let_name in recorded {
+            let Some(value) = lets.get(let_name) else {
+                continue;
+            };
+            if vars.iter().any(|v| v.name == *let_name) {
+                continue;
+            }
+            let (unit, scale) = crate::check::let_dim(model, let_name)
+                .map_or(("1".to_string(), 1.0), |d| units::display_unit(d.si));
+            vars.push(VarInfo {
+                name: let_name.to_string(),
+                role: VarRole::Internal,
+                unit,
+                scale,
+            });
+            let var = (vars.len() - 1) as ir::VarId;
+            let value = lower_expr(value, &env, &mut builder);
+            body.push(Stmt::Store(var, value));
+            init_body.push(Stmt::Store(var, Expr::c(0.0)));
         }
         notes.sort();
         let update = Kernel {
@@ -1216,24 +1279,24 @@ impl NetworkLowerer<'_> {
         };
         match connect {
             ast::Connect::Rule { rule, args, .. } => {
-                let (_, required, optional) = resolve::CONNECT_RULES
-                    .iter()
-                    .find(|(n, _, _)| *n == rule.name)
-                    .copied()
-                    .unwrap_or(("", &[], &[]));
-                let names: Vec<&str> = required.iter().chain(optional.iter()).copied().collect();
                 let mut values: HashMap<&str, (f64, &ast::Expr)> = HashMap::new();
-                for (position, arg) in args.iter().enumerate() {
-                    let name = arg
-                        .name
-                        .as_ref()
-                        .map(|n| n.name.as_str())
-                        .or(names.get(position).copied());
-                    if let (Some(name), Some(v)) = (name, self.constant(&arg.value)) {
+                for (name, arg) in resolve::connect_args(&rule.name, args) {
+                    if let Some(v) = self.constant(&arg.value) {
                         values.insert(name, (v, &arg.value));
                     }
                 }
                 let autapses = values.get("autapses").is_none_or(|(v, _)| *v != 0.0);
+                if let Some((v, e)) = values.get("multapses") {
+                    if *v != 0.0
+                        && matches!(rule.name.as_str(), "fixed_indegree" | "fixed_outdegree")
+                    {
+                        self.diagnostics.push(
+                            Diagnostic::warning("multapses are not drawn yet")
+                                .primary(e.span, "connections are drawn without repeats")
+                                .note("each source connects to a target at most once; NEST's default allows repeats"),
+                        );
+                    }
+                }
                 let count = |key: &str, this: &mut Self| -> u64 {
                     match values.get(key) {
                         Some((v, e)) if v.fract() == 0.0 && *v >= 0.0 => {
@@ -1415,7 +1478,13 @@ pub fn print(program: &Program) -> String {
             projection.name,
             projection.connect_summary(),
             program.populations[projection.post].update.vars[projection.target_var as usize].name,
-            value(&projection.weight),
+            match &projection.connect {
+                ConnectIr::File { .. } => format!(
+                    "{} (or the file's weight column)",
+                    value(&projection.weight)
+                ),
+                _ => value(&projection.weight),
+            },
             value(&projection.delay)
         ));
         for kernel in [&projection.weight, &projection.delay] {
