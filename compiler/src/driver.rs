@@ -86,7 +86,7 @@ fn check_source_keyed(name: &str, key: &str, text: &str, loader: &dyn SourceLoad
     let mut sources = SourceMap::new();
     let root = sources.add(name, text);
     let (graph, mut diagnostics) = resolve::load_modules(&mut sources, root, key, loader);
-    let (resolved, mut resolve_diagnostics) = resolve::resolve(&graph, &sources);
+    let (resolved, mut resolve_diagnostics) = resolve::resolve(&graph);
     diagnostics.append(&mut resolve_diagnostics);
     diagnostics.append(&mut check::check(&resolved));
     diagnostics::sort(&mut diagnostics);

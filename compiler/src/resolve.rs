@@ -340,8 +340,7 @@ pub const RANDOM_FUNCTIONS: &[&str] = &[
 pub const METHODS: &[&str] = &["exact", "exp_euler", "euler", "rk2", "rk4"];
 
 /// Builds symbol tables for every model and checks names everywhere.
-pub fn resolve(graph: &ModuleGraph, sources: &SourceMap) -> (Resolved, Vec<Diagnostic>) {
-    let _ = sources;
+pub fn resolve(graph: &ModuleGraph) -> (Resolved, Vec<Diagnostic>) {
     let mut resolved = Resolved::default();
     let mut diagnostics = Vec::new();
     let mut defined_in: Vec<Vec<usize>> = vec![Vec::new(); graph.modules.len()];
@@ -400,7 +399,7 @@ pub fn resolve(graph: &ModuleGraph, sources: &SourceMap) -> (Resolved, Vec<Diagn
                                     "two imported files both define a model `{name}`"
                                 ))
                                 .primary(
-                                    import_span(module, imported, graph),
+                                    import_span(module, imported),
                                     "this import brings in a second one",
                                 )
                                 .secondary(
@@ -461,13 +460,12 @@ pub fn resolve(graph: &ModuleGraph, sources: &SourceMap) -> (Resolved, Vec<Diagn
     (resolved, diagnostics)
 }
 
-fn import_span(module: &Module, imported: usize, graph: &ModuleGraph) -> Span {
+fn import_span(module: &Module, imported: usize) -> Span {
     let position = module
         .imports
         .iter()
         .position(|&m| m == imported)
         .unwrap_or(0);
-    let _ = graph;
     module
         .ast
         .items

@@ -42,12 +42,7 @@ enum Place {
 
 /// Names visible in an expression and their types.
 trait Scope {
-    fn lookup(
-        &self,
-        name: &str,
-        span: crate::source::Span,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Ty>;
+    fn lookup(&self, name: &str) -> Option<Ty>;
 }
 
 /// The target port of a synapse model and its dimension (generic when declared without a
@@ -73,7 +68,7 @@ fn declared_dim(model: &ModelInfo, name: &str) -> Option<Dim> {
 pub fn let_dim(model: &ModelInfo, name: &str) -> Option<Dim> {
     let mut ignored = Vec::new();
     let checker = ModelChecker::new(model, &mut ignored);
-    match checker.lookup(name, crate::source::Span::default(), &mut ignored)? {
+    match checker.lookup(name)? {
         Ty::Quantity(dim) => Some(dim),
         _ => None,
     }
@@ -270,12 +265,7 @@ impl<'a> ModelChecker<'a> {
 }
 
 impl Scope for ModelChecker<'_> {
-    fn lookup(
-        &self,
-        name: &str,
-        _span: crate::source::Span,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Ty> {
+    fn lookup(&self, name: &str) -> Option<Ty> {
         match self.model.symbols.get(name).map(|s| &s.symbol) {
             Some(Symbol::Var { .. }) => Some(self.var_dim(name).map_or(Ty::Error, Ty::Quantity)),
             Some(Symbol::Target) => Some(self.port.map_or(Ty::Error, |(_, d)| Ty::Quantity(d))),
@@ -290,7 +280,6 @@ impl Scope for ModelChecker<'_> {
                 let value = self.model.let_value(name)?;
                 let mut ignored = Vec::new();
                 let ty = infer(self, value, Place::Model, &mut ignored);
-                let _ = diagnostics;
                 self.let_types.borrow_mut().insert(name.to_string(), ty);
                 Some(ty)
             }
@@ -415,9 +404,7 @@ fn infer(
             ));
             Ty::Error
         }
-        ExprKind::Name(ident) => scope
-            .lookup(&ident.name, ident.span, diagnostics)
-            .unwrap_or(Ty::Error),
+        ExprKind::Name(ident) => scope.lookup(&ident.name).unwrap_or(Ty::Error),
         ExprKind::Unary(UnOp::Neg, a) => match infer(scope, a, place, diagnostics) {
             Ty::Quantity(d) => Ty::Quantity(d),
             Ty::Error => Ty::Error,
@@ -838,12 +825,7 @@ struct NetScope {
 }
 
 impl Scope for NetScope {
-    fn lookup(
-        &self,
-        name: &str,
-        _span: crate::source::Span,
-        _diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Ty> {
+    fn lookup(&self, name: &str) -> Option<Ty> {
         if resolve::context_names(self.context).contains(&name) {
             return Some(match name {
                 "t" | "dt" => Ty::Quantity(Dim::time()),

@@ -443,9 +443,8 @@ impl NetworkLowerer<'_> {
                         .flatten()
                         .map(|v| v.name.as_str())
                         .collect();
-                    let pop = self.lower_population(
-                        index, &name.name, info, size, inits, &inputs, &recorded, *span,
-                    );
+                    let pop = self
+                        .lower_population(&name.name, info, size, inits, &inputs, &recorded, *span);
                     nodes.insert(&name.name, Node::Population(index));
                     program.populations.push(pop);
                 }
@@ -467,13 +466,12 @@ impl NetworkLowerer<'_> {
                 _ => {}
             }
         }
-        for (pop, var, value) in &self.overrides.set {
+        for (pop, var, _) in &self.overrides.set {
             if !nodes.contains_key(pop.as_str()) {
                 self.diagnostics.push(Diagnostic::error(format!(
                     "`--set {pop}.{var}=...`: the network has no population `{pop}`"
                 )));
             }
-            let _ = value;
         }
         for item in items {
             match item {
@@ -595,7 +593,6 @@ impl NetworkLowerer<'_> {
     #[allow(clippy::too_many_arguments)]
     fn lower_population(
         &mut self,
-        index: usize,
         name: &str,
         model: &ModelInfo,
         size: u32,
@@ -948,7 +945,6 @@ impl NetworkLowerer<'_> {
             body: init_body,
             notes: Vec::new(),
         };
-        let _ = index;
         PopulationIr {
             name: name.to_string(),
             model: model.name().to_string(),
@@ -1062,7 +1058,6 @@ impl NetworkLowerer<'_> {
                     );
                     continue;
                 }
-                let index = program.projections.len();
                 let target_name = projection
                     .inits
                     .iter()
@@ -1108,7 +1103,6 @@ impl NetworkLowerer<'_> {
                         .as_ref()
                         .map_or(projection.span, |d| d.span),
                 });
-                let _ = index;
             }
         }
     }
@@ -1299,10 +1293,7 @@ impl NetworkLowerer<'_> {
                 }
                 let count = |key: &str, this: &mut Self| -> u64 {
                     match values.get(key) {
-                        Some((v, e)) if v.fract() == 0.0 && *v >= 0.0 => {
-                            let _ = e;
-                            *v as u64
-                        }
+                        Some((v, _)) if v.fract() == 0.0 && *v >= 0.0 => *v as u64,
                         Some((v, e)) => {
                             this.diagnostics.push(
                                 Diagnostic::error(format!(
