@@ -7,7 +7,8 @@
 //!
 //! Tolerances come from the seed-to-seed spread of the peers (`seed_spread` in peers.json, sample
 //! sd over 5-8 seeds); each test says which. Runtime (debug build, runtime crate at opt-level 2,
-//! JIT kernels, 2 cores): see the report in tests/reference/README.md ("snnc vs peers").
+//! JIT kernels, 2 cores): ~8 s for the whole file with the tests running in parallel (the
+//! ignored ones add ~10 s).
 
 use snnc::diagnostics::render_text;
 use snnc::driver;
@@ -393,14 +394,14 @@ fn poisson_neuron_mean_potential_matches_campbell() {
 // ---------------------------------------------------------------------------------------------
 // COBA (Brian2 reference, 4000 neurons, 1 s; 8 seeds): rate 20.17 +- 1.11 Hz, CV 1.574 +- 0.026.
 //
-// snnc runs this network about 9 % slower: 18.43 +- 1.05 Hz over seeds 1-8, CV ~1.51. This is
+// snnc runs this network about 9 % slower: 18.43 +- 1.07 Hz over seeds 1-8, CV ~1.51. This is
 // a semantic difference, not a bug (investigation in tests/reference/README.md, "COBA"):
 // the network fires in refractory-limited bursts (median ISI 7.0 ms with t_ref = 5 ms), so its
 // rate is sensitive to (1) the refractory convention — Brian2 integrates again in the 50th step
 // after a spike (`timestep(t - lastspike) >= timestep(5 ms)`: 49 frozen steps), snnc (like
 // NEST) in the 51st (50 frozen steps); (2) the integrator — Brian2 forward Euler, snnc's
 // exponential Euler, which relaxes more slowly when the conductances are large. Matching both
-// (method = euler, t_ref = 4.9 ms) gives 19.13 Hz over 8 seeds, and 19.98 +- 0.28 Hz with
+// (method = euler, t_ref = 4.9 ms) gives 19.13 Hz over 8 seeds, and 19.98 Hz (sd 0.66 over 6 initial states) with
 // Brian2's own seed-1 connectivity (Brian2: 20.73 on it).
 //
 // Tolerance: rate 3.3 Hz (3 sd of Brian2's seed spread, README's suggestion), which holds the

@@ -225,6 +225,8 @@ pub fn lower(
         return Err(lowerer.diagnostics);
     }
     program.warnings = lowerer.diagnostics;
+    // A projection to several targets lowers once per pair; one warning is enough.
+    program.warnings.dedup();
     Ok(program)
 }
 
@@ -809,6 +811,47 @@ impl NetworkLowerer<'_> {
             ));
             local
         });
+        // `unless refractory` states are held while refractory: not integrated, and not moved by
+        // inputs either (NEST discards input that arrives during the refractory period). The
+        // value at the spike (after the reset) is kept in an array of its own and restored at
+        // the start of every refractory step, which drops whatever synapses added meanwhile.
+        let mut held: Vec<(ir::VarId, ir::VarId)> = Vec::new();
+        if let Some(local) = is_refractory {
+            for member in &model.ast.members {
+                let Member::Ode(ode) = member else { continue };
+                let Some(Expr::Var(var)) = values.get(&ode.var.name).cloned() else {
+                    continue;
+                };
+                if !ode.unless_refractory || held.iter().any(|(v, _)| *v == var) {
+                    continue;
+                }
+                let info = vars[var as usize].clone();
+                vars.push(VarInfo {
+                    name: format!("{}_held", info.name),
+                    role: VarRole::Internal,
+                    ..info
+                });
+                let keep = (vars.len() - 1) as ir::VarId;
+                init_body.push(Stmt::Store(keep, Expr::Var(var)));
+                body.push(Stmt::Store(
+                    var,
+                    Expr::select(Expr::Local(local), Expr::Var(keep), Expr::Var(var)),
+                ));
+                held.push((var, keep));
+            }
+            for stmt in &mut additive {
+                if let Stmt::Store(var, value) = stmt {
+                    if held.iter().any(|(v, _)| v == var) {
+                        let unchanged = Expr::Var(*var);
+                        *value = Expr::select(
+                            Expr::Local(local),
+                            unchanged,
+                            std::mem::replace(value, Expr::c(0.0)),
+                        );
+                    }
+                }
+            }
+        }
         let env = model_env(&values, &lets, dt);
         let mut odes_in = Vec::new();
         let mut forced = None;
@@ -890,6 +933,9 @@ impl NetworkLowerer<'_> {
                     Expr::add(Expr::div(period, Expr::c(dt)), Expr::c(0.5)),
                 );
                 on_spike.push(Stmt::Store(var, steps));
+            }
+            for (var, keep) in &held {
+                on_spike.push(Stmt::Store(*keep, Expr::Var(*var)));
             }
             on_spike.push(Stmt::Spike);
             body.push(Stmt::If(cond, on_spike, Vec::new()));
