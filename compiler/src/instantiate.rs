@@ -139,7 +139,13 @@ pub fn instantiate(
             ConnectIr::AllToAll => Connectivity::all_to_all(&spec).map_err(at)?,
             ConnectIr::OneToOne => Connectivity::one_to_one(&spec).map_err(at)?,
             ConnectIr::Bernoulli(p) => Connectivity::bernoulli(&spec, *p).map_err(at)?,
-            ConnectIr::FixedIndegree(k) => Connectivity::fixed_indegree(&spec, *k).map_err(at)?,
+            ConnectIr::FixedIndegree {
+                k,
+                multapses: false,
+            } => Connectivity::fixed_indegree(&spec, *k).map_err(at)?,
+            ConnectIr::FixedIndegree { k, multapses: true } => {
+                Connectivity::fixed_indegree_with_multapses(&spec, *k).map_err(at)?
+            }
             ConnectIr::FixedOutdegree(k) => Connectivity::fixed_outdegree(&spec, *k).map_err(at)?,
             ConnectIr::FixedTotal(n) => Connectivity::fixed_total(&spec, *n).map_err(at)?,
             ConnectIr::Where(kernel) => {
@@ -356,7 +362,7 @@ fn check_memory(program: &Program) -> Result<(), RuntimeError> {
                 ConnectIr::AllToAll | ConnectIr::Where(_) => n_pre * n_post,
                 ConnectIr::OneToOne => n_pre.min(n_post),
                 ConnectIr::Bernoulli(prob) => (prob * (n_pre * n_post) as f64) as u64,
-                ConnectIr::FixedIndegree(k) => u64::from(*k) * n_post,
+                ConnectIr::FixedIndegree { k, .. } => u64::from(*k) * n_post,
                 ConnectIr::FixedOutdegree(k) => u64::from(*k) * n_pre,
                 ConnectIr::FixedTotal(n) => *n,
                 ConnectIr::File { .. } => 0,

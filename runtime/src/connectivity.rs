@@ -260,6 +260,42 @@ impl Connectivity {
         Ok(from_rows(spec.n_pre, spec.n_post, rows))
     }
 
+    /// Every post receives exactly `k` synapses from presynaptic neurons drawn with
+    /// replacement, so a pair may be connected more than once (NEST's `fixed_indegree` with
+    /// `allow_multapses`). Deterministic from (seed, projection) like the other builders.
+    pub fn fixed_indegree_with_multapses(
+        spec: &ProjectionSpec,
+        k: u32,
+    ) -> Result<Self, RuntimeError> {
+        spec.check_same_population_sizes()?;
+        let candidates = if spec.no_autapses() {
+            spec.n_pre.saturating_sub(1)
+        } else {
+            spec.n_pre
+        };
+        if candidates == 0 && k > 0 {
+            return Err(spec.error(format!(
+                "fixed_indegree: k = {k} but there is no presynaptic neuron to draw from"
+            )));
+        }
+        let stream = Stream::new(spec.seed, spec.projection);
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); spec.n_pre as usize];
+        for j in 0..spec.n_post {
+            let mut draws = stream.draws(j, STEP_TARGETS);
+            let mut sources: Vec<u32> = (0..k)
+                .map(|_| draws.below(u64::from(candidates)) as u32)
+                .collect();
+            sources.sort_unstable();
+            if spec.no_autapses() {
+                skip_index(&mut sources, j);
+            }
+            for s in sources {
+                rows[s as usize].push(j);
+            }
+        }
+        Ok(from_rows(spec.n_pre, spec.n_post, rows))
+    }
+
     /// Every pre sends exactly `k` synapses to distinct post neurons (no multapses).
     pub fn fixed_outdegree(spec: &ProjectionSpec, k: u32) -> Result<Self, RuntimeError> {
         spec.check_same_population_sizes()?;
@@ -698,6 +734,31 @@ mod tests {
         assert!(e.to_string().contains("autapses excluded"), "{e}");
         assert!(Connectivity::fixed_indegree(&spec(100, 100, true, true), 100).is_ok());
         assert!(Connectivity::fixed_indegree(&spec(10, 100, false, false), 11).is_err());
+    }
+
+    #[test]
+    fn fixed_indegree_with_multapses_repeats_pairs_at_the_expected_rate() {
+        // k = 50 draws with replacement from 100 sources: the expected number of distinct
+        // sources per target is 100 * (1 - 0.99^50) = 39.5, so repeats must occur; without
+        // autapses no source equals its target, and every target still receives exactly k.
+        let c =
+            Connectivity::fixed_indegree_with_multapses(&spec(100, 100, true, false), 50).unwrap();
+        check_csr(&c);
+        assert!(!has_autapse(&c));
+        let index = c.post_index();
+        let mut distinct = 0usize;
+        for j in 0..100usize {
+            let sources =
+                &index.source[index.col_start[j] as usize..index.col_start[j + 1] as usize];
+            assert_eq!(sources.len(), 50);
+            let mut unique = sources.to_vec();
+            unique.dedup();
+            distinct += unique.len();
+        }
+        let mean = distinct as f64 / 100.0;
+        // The count of distinct sources has sd ~ 2.3 per target, so ~0.23 for the mean.
+        assert!((mean - 39.5).abs() < 1.5, "mean distinct sources {mean}");
+        assert!(Connectivity::fixed_indegree_with_multapses(&spec(1, 1, true, false), 1).is_err());
     }
 
     #[test]

@@ -222,6 +222,48 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
     }
 }
 
+impl DelayRing<f64> {
+    /// [`DelayRing::drain_into`] for f64 rings, using AVX where the CPU has it (the same
+    /// additions, four lanes at a time, so the same bits).
+    pub fn drain_into_fast(&mut self, target: &mut [f64]) {
+        let start = self.current * self.n_targets;
+        let n = target.len().min(self.n_targets);
+        let slot = &mut self.buffer[start..start + self.n_targets];
+        let (head, rest) = slot.split_at_mut(n);
+        add_and_clear(&mut target[..n], head);
+        // Targets beyond `target` (none when the sizes match) are still cleared.
+        rest.fill(0.0);
+        self.current = (self.current + 1) % self.n_slots;
+    }
+}
+
+/// `target[i] += slot[i]; slot[i] = 0.0` for every `i` (equal lengths).
+fn add_and_clear(target: &mut [f64], slot: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked just above).
+            unsafe { add_and_clear_avx(target, slot) };
+            return;
+        }
+    }
+    add_and_clear_portable(target, slot);
+}
+
+#[inline(always)]
+fn add_and_clear_portable(target: &mut [f64], slot: &mut [f64]) {
+    for (x, r) in target.iter_mut().zip(slot.iter_mut()) {
+        *x += *r;
+        *r = 0.0;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn add_and_clear_avx(target: &mut [f64], slot: &mut [f64]) {
+    add_and_clear_portable(target, slot);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -436,7 +436,7 @@ impl Simulation {
             // (5) The rings' slot of step k into the target arrays (and cleared), in one pass.
             for projection in projections.iter_mut() {
                 let target = &mut populations[projection.post].arrays[projection.target_array];
-                projection.ring.drain_into(target);
+                projection.ring.drain_into_fast(target);
             }
 
             // (6) Trace recording, after the step: the state at (k + 1)·dt.

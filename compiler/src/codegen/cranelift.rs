@@ -719,9 +719,10 @@ fn unaligned() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
-/// Emits the two-lane loop, entered at `vheader`: while at least two elements are left it
-/// updates elements `i` and `i + 1` together, then it leaves for the scalar loop at
-/// `scalar_header`, which finishes the remaining element (if any).
+/// Emits the two-lane loops, entered at `vheader`: while at least four elements are left,
+/// one iteration updates elements `i, i + 1` and then `i + 2, i + 3` (two lanes each); then,
+/// while two are left, `i, i + 1`; then it leaves for the scalar loop at `scalar_header`,
+/// which finishes the remaining element (if any). Elements are visited in order.
 fn emit_two_lane_loop(
     g: &mut Gen,
     kernel: &Kernel,
@@ -731,26 +732,60 @@ fn emit_two_lane_loop(
     end: Value,
     spike_state: Option<(Value, Variable, Variable)>,
 ) {
-    let vcheck = g.b.create_block();
-    let vbody = g.b.create_block();
-    let vlatch = g.b.create_block();
+    let pair_header = g.b.create_block();
+    for (header, exit, width) in [
+        (vheader, pair_header, 4u32),
+        (pair_header, scalar_header, 2),
+    ] {
+        let check = g.b.create_block();
+        let body = g.b.create_block();
+        let latch = g.b.create_block();
+        g.b.switch_to_block(header);
+        let i = g.b.use_var(element);
+        let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+        g.b.ins().brif(more, check, &[], exit, &[]);
+        g.b.switch_to_block(check);
+        let left = g.b.ins().isub(end, i);
+        let enough =
+            g.b.ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, i64::from(width));
+        g.b.ins().brif(enough, body, &[], exit, &[]);
 
-    g.b.switch_to_block(vheader);
-    let i = g.b.use_var(element);
-    let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
-    g.b.ins().brif(more, vcheck, &[], scalar_header, &[]);
-    g.b.switch_to_block(vcheck);
-    let left = g.b.ins().isub(end, i);
-    let two =
-        g.b.ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, 2);
-    g.b.ins().brif(two, vbody, &[], scalar_header, &[]);
+        g.b.switch_to_block(body);
+        let i = g.b.use_var(element);
+        for pair in 0..width / 2 {
+            let next = if pair + 1 == width / 2 {
+                latch
+            } else {
+                g.b.create_block()
+            };
+            let first = if pair == 0 {
+                i
+            } else {
+                g.b.ins().iadd_imm_u(i, i64::from(2 * pair))
+            };
+            emit_pair(g, kernel, first, next, spike_state);
+            g.b.switch_to_block(next);
+        }
+        let next = g.b.ins().iadd_imm_u(i, i64::from(width));
+        g.b.def_var(element, next);
+        g.b.ins().jump(header, &[]);
+    }
+    g.vector = false;
+}
 
-    g.b.switch_to_block(vbody);
+/// Emits, from the current block, the update of elements `i` and `i + 1` in two lanes and the
+/// recording of their spikes (element `i` first), then jumps to `after`.
+fn emit_pair(
+    g: &mut Gen,
+    kernel: &Kernel,
+    i: Value,
+    after: Block,
+    spike_state: Option<(Value, Variable, Variable)>,
+) {
     g.vector = true;
     g.mask = None;
     g.cached.iter_mut().for_each(|c| *c = false);
-    let i = g.b.use_var(element);
     g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
     let f0 = g.b.ins().fcvt_from_sint(types::F64, i);
@@ -766,58 +801,46 @@ fn emit_two_lane_loop(
     }
     g.stmts(&kernel.body);
 
-    match (spike_state, g.spiked_v) {
-        (Some((spikes, n, _)), Some(spiked)) => {
-            let record = g.b.create_block();
-            let lane0 = g.b.create_block();
-            let after0 = g.b.create_block();
-            let lane1 = g.b.create_block();
-            let m = g.b.use_var(spiked);
-            let bits = g.b.ins().vhigh_bits(types::I32, m);
-            g.b.ins().brif(bits, record, &[], vlatch, &[]);
-            g.b.switch_to_block(record);
-            g.b.set_cold_block(record);
-            let b0 = g.b.ins().band_imm_u(bits, 1);
-            g.b.ins().brif(b0, lane0, &[], after0, &[]);
-            let elem0 = g.elem_u32;
-            for (block, elem_of, next) in [(lane0, 0, Some(after0)), (lane1, 1, None)] {
-                g.b.switch_to_block(block);
-                g.b.set_cold_block(block);
-                let elem = if elem_of == 0 {
-                    elem0
-                } else {
-                    g.b.ins().iadd_imm_u(elem0, 1)
-                };
-                let count = g.b.use_var(n);
-                let offset = g.b.ins().ishl_imm_u(count, 2);
-                let addr = g.b.ins().iadd(spikes, offset);
-                g.b.ins().store(trusted(), elem, addr, 0);
-                let count = g.b.ins().iadd_imm_u(count, 1);
-                g.b.def_var(n, count);
-                match next {
-                    Some(after) => {
-                        g.b.ins().jump(after, &[]);
-                        g.b.switch_to_block(after);
-                        g.b.set_cold_block(after);
-                        let b1 = g.b.ins().band_imm_u(bits, 2);
-                        g.b.ins().brif(b1, lane1, &[], vlatch, &[]);
-                    }
-                    None => {
-                        g.b.ins().jump(vlatch, &[]);
-                    }
-                }
-            }
-        }
-        _ => {
-            g.b.ins().jump(vlatch, &[]);
+    let (Some((spikes, n, _)), Some(spiked)) = (spike_state, g.spiked_v) else {
+        g.b.ins().jump(after, &[]);
+        return;
+    };
+    let record = g.b.create_block();
+    let lane0 = g.b.create_block();
+    let after0 = g.b.create_block();
+    let lane1 = g.b.create_block();
+    let m = g.b.use_var(spiked);
+    let bits = g.b.ins().vhigh_bits(types::I32, m);
+    g.b.ins().brif(bits, record, &[], after, &[]);
+    g.b.switch_to_block(record);
+    g.b.set_cold_block(record);
+    let b0 = g.b.ins().band_imm_u(bits, 1);
+    g.b.ins().brif(b0, lane0, &[], after0, &[]);
+    let elem0 = g.elem_u32;
+    for (block, lane) in [(lane0, 0), (lane1, 1)] {
+        g.b.switch_to_block(block);
+        g.b.set_cold_block(block);
+        let elem = if lane == 0 {
+            elem0
+        } else {
+            g.b.ins().iadd_imm_u(elem0, 1)
+        };
+        let count = g.b.use_var(n);
+        let offset = g.b.ins().ishl_imm_u(count, 2);
+        let addr = g.b.ins().iadd(spikes, offset);
+        g.b.ins().store(trusted(), elem, addr, 0);
+        let count = g.b.ins().iadd_imm_u(count, 1);
+        g.b.def_var(n, count);
+        if lane == 0 {
+            g.b.ins().jump(after0, &[]);
+            g.b.switch_to_block(after0);
+            g.b.set_cold_block(after0);
+            let b1 = g.b.ins().band_imm_u(bits, 2);
+            g.b.ins().brif(b1, lane1, &[], after, &[]);
+        } else {
+            g.b.ins().jump(after, &[]);
         }
     }
-    g.b.switch_to_block(vlatch);
-    let i = g.b.use_var(element);
-    let next = g.b.ins().iadd_imm_u(i, 2);
-    g.b.def_var(element, next);
-    g.b.ins().jump(vheader, &[]);
-    g.vector = false;
 }
 
 impl Gen<'_> {
@@ -1269,5 +1292,250 @@ impl Gen<'_> {
             Func::Tanh => Helper::Tanh,
         };
         self.call(helper, &[a])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The two-lane loop against the interpreter, on kernels built to take it (locals assigned
+    //! before use, helpers only outside `if` and `select` arms), over odd and even ranges.
+
+    use super::vectorizable;
+    use crate::codegen::jit_compile;
+    use crate::ir::interp::{self, StepInfo};
+    use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
+
+    const N_VARS: u32 = 3;
+    const N_LOCALS: u32 = 2;
+    const SPECIAL: [f64; 10] = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.5,
+        0.5,
+        1e300,
+        -1e-310,
+        f64::NAN,
+        3.0,
+        -2.0,
+    ];
+
+    /// A small deterministic generator (xorshift64*).
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn special(&mut self) -> f64 {
+            SPECIAL[self.below(SPECIAL.len() as u64) as usize]
+        }
+        /// An expression reading only locals `< defined`; calls out only when `calls`.
+        fn expr(&mut self, depth: u32, defined: u32, calls: bool) -> Expr {
+            let leaf = depth == 0 || self.below(3) == 0;
+            if leaf {
+                return match self.below(5) {
+                    0 => Expr::Const(self.special()),
+                    1 | 2 => Expr::Var(self.below(u64::from(N_VARS)) as u32),
+                    3 if defined > 0 => Expr::Local(self.below(u64::from(defined)) as u32),
+                    3 => Expr::Time,
+                    _ => Expr::Index,
+                };
+            }
+            let sub = |g: &mut Self| Box::new(g.expr(depth - 1, defined, calls));
+            const OPS: [BinOp; 14] = [
+                BinOp::Add,
+                BinOp::Sub,
+                BinOp::Mul,
+                BinOp::Div,
+                BinOp::Min,
+                BinOp::Max,
+                BinOp::Lt,
+                BinOp::Le,
+                BinOp::Gt,
+                BinOp::Ge,
+                BinOp::Eq,
+                BinOp::Ne,
+                BinOp::And,
+                BinOp::Or,
+            ];
+            const PURE: [Func; 5] = [Func::Sqrt, Func::Abs, Func::Sign, Func::Floor, Func::Ceil];
+            match self.below(if calls { 8 } else { 6 }) {
+                0 | 1 => Expr::Binary(OPS[self.below(14) as usize], sub(self), sub(self)),
+                2 => Expr::Unary(
+                    if self.below(2) == 0 {
+                        UnOp::Neg
+                    } else {
+                        UnOp::Not
+                    },
+                    sub(self),
+                ),
+                3 => Expr::Call(PURE[self.below(5) as usize], sub(self)),
+                4 | 5 => {
+                    // Arms never call out (the condition may).
+                    let c = sub(self);
+                    Expr::Select(
+                        c,
+                        Box::new(self.expr(depth - 1, defined, false)),
+                        Box::new(self.expr(depth - 1, defined, false)),
+                    )
+                }
+                6 => Expr::Call(
+                    [Func::Exp, Func::Log, Func::Tanh][self.below(3) as usize],
+                    sub(self),
+                ),
+                _ => Expr::Random {
+                    kind: [Random::Uniform, Random::Normal, Random::Poisson]
+                        [self.below(3) as usize],
+                    draw: self.below(3) as u32,
+                    arg: sub(self),
+                },
+            }
+        }
+        fn body(&mut self, n: u32, defined: &mut u32, nested: bool) -> Vec<Stmt> {
+            let mut body = Vec::new();
+            for _ in 0..n {
+                let calls = !nested;
+                match self.below(6) {
+                    0 if *defined < N_LOCALS => {
+                        body.push(Stmt::Let(*defined, self.expr(3, *defined, calls)));
+                        if !nested {
+                            *defined += 1;
+                        }
+                    }
+                    0 | 1 | 2 => body.push(Stmt::Store(
+                        self.below(u64::from(N_VARS)) as u32,
+                        self.expr(3, *defined, calls),
+                    )),
+                    3 | 4 if !nested || self.below(2) == 0 => {
+                        let c = self.expr(2, *defined, calls);
+                        let mut inner = *defined;
+                        let a = self.body(3, &mut inner, true);
+                        let b = if self.below(2) == 0 {
+                            self.body(2, &mut inner, true)
+                        } else {
+                            Vec::new()
+                        };
+                        body.push(Stmt::If(c, a, b));
+                    }
+                    _ => body.push(Stmt::Spike),
+                }
+            }
+            body
+        }
+    }
+
+    fn kernel(body: Vec<Stmt>) -> Kernel {
+        Kernel {
+            name: "two_lanes".into(),
+            vars: (0..N_VARS)
+                .map(|i| VarInfo {
+                    name: format!("v{i}"),
+                    role: VarRole::State,
+                    unit: String::new(),
+                    scale: 1.0,
+                })
+                .collect(),
+            n_locals: N_LOCALS,
+            n_draws: 3,
+            body,
+            notes: Vec::new(),
+        }
+    }
+
+    fn bits(arrays: &[Vec<f64>]) -> Vec<Vec<u64>> {
+        // NaN payloads aside, as everywhere in codegen.
+        arrays
+            .iter()
+            .map(|a| {
+                a.iter()
+                    .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_lane_loop_matches_the_interpreter() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut vectorized = 0;
+        for case in 0..400 {
+            let mut defined = 0;
+            let n = 1 + g.below(6) as u32;
+            let k = kernel(g.body(n, &mut defined, false));
+            if !vectorizable(&k) {
+                continue;
+            }
+            vectorized += 1;
+            let len = 9;
+            let arrays: Vec<Vec<f64>> = (0..N_VARS)
+                .map(|_| (0..len).map(|_| g.special()).collect())
+                .collect();
+            let jit = jit_compile(&[&k]).unwrap();
+            for (start, end) in [(0, 9), (0, 8), (1, 9), (2, 5), (3, 4), (4, 4)] {
+                let mut a = arrays.clone();
+                let mut b = arrays.clone();
+                for step in 0..3u64 {
+                    let info = StepInfo {
+                        step,
+                        t: step as f64 * 1e-4,
+                        seed: 5,
+                        stream: 2,
+                    };
+                    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+                    let mut va: Vec<&mut [f64]> = a.iter_mut().map(|x| x.as_mut_slice()).collect();
+                    interp::run(&k, &mut va, start, end, info, &mut sa);
+                    let mut vb: Vec<&mut [f64]> = b.iter_mut().map(|x| x.as_mut_slice()).collect();
+                    jit.run(0, &mut vb, start, end, info, &mut sb);
+                    assert_eq!(
+                        bits(&a),
+                        bits(&b),
+                        "case {case}, {start}..{end}, step {step}: {:#?}",
+                        k.body
+                    );
+                    assert_eq!(sa, sb, "case {case}: spikes");
+                }
+            }
+        }
+        assert!(vectorized > 200, "only {vectorized} kernels took two lanes");
+    }
+
+    #[test]
+    fn which_kernels_take_two_lanes() {
+        let read_before_write = kernel(vec![Stmt::Store(0, Expr::Local(0))]);
+        assert!(!vectorizable(&read_before_write));
+        let assigned_in_one_branch = kernel(vec![
+            Stmt::If(Expr::Var(0), vec![Stmt::Let(0, Expr::Const(1.0))], vec![]),
+            Stmt::Store(1, Expr::Local(0)),
+        ]);
+        assert!(!vectorizable(&assigned_in_one_branch));
+        let call_in_if = kernel(vec![Stmt::If(
+            Expr::Var(0),
+            vec![Stmt::Store(
+                1,
+                Expr::Call(Func::Exp, Box::new(Expr::Var(1))),
+            )],
+            vec![],
+        )]);
+        assert!(!vectorizable(&call_in_if));
+        let lif = kernel(vec![
+            Stmt::Let(0, Expr::Call(Func::Exp, Box::new(Expr::Var(0)))),
+            Stmt::If(
+                Expr::Binary(
+                    BinOp::Gt,
+                    Box::new(Expr::Local(0)),
+                    Box::new(Expr::Const(1.0)),
+                ),
+                vec![Stmt::Store(0, Expr::Const(0.0)), Stmt::Spike],
+                vec![Stmt::Store(0, Expr::Local(0))],
+            ),
+        ]);
+        assert!(vectorizable(&lif));
     }
 }

@@ -60,7 +60,11 @@ pub enum ConnectIr {
     AllToAll,
     OneToOne,
     Bernoulli(f64),
-    FixedIndegree(u32),
+    /// `k` sources per target; with multapses, drawn with replacement.
+    FixedIndegree {
+        k: u32,
+        multapses: bool,
+    },
     FixedOutdegree(u32),
     FixedTotal(u64),
     /// A per-pair kernel storing 1 into `SYNAPSE_OUT` for pairs to connect.
@@ -1326,10 +1330,9 @@ impl NetworkLowerer<'_> {
                     }
                 }
                 let autapses = values.get("autapses").is_none_or(|(v, _)| *v != 0.0);
+                let multapses = values.get("multapses").is_some_and(|(v, _)| *v != 0.0);
                 if let Some((v, e)) = values.get("multapses") {
-                    if *v != 0.0
-                        && matches!(rule.name.as_str(), "fixed_indegree" | "fixed_outdegree")
-                    {
+                    if *v != 0.0 && rule.name == "fixed_outdegree" {
                         self.diagnostics.push(
                             Diagnostic::warning("multapses are not drawn yet")
                                 .primary(e.span, "connections are drawn without repeats")
@@ -1370,9 +1373,10 @@ impl NetworkLowerer<'_> {
                         }
                         ConnectIr::Bernoulli(p)
                     }
-                    "fixed_indegree" => {
-                        ConnectIr::FixedIndegree(count("k", self).min(u32::MAX as u64) as u32)
-                    }
+                    "fixed_indegree" => ConnectIr::FixedIndegree {
+                        k: count("k", self).min(u32::MAX as u64) as u32,
+                        multapses,
+                    },
                     "fixed_outdegree" => {
                         ConnectIr::FixedOutdegree(count("k", self).min(u32::MAX as u64) as u32)
                     }
@@ -1474,7 +1478,9 @@ impl ProjectionIr {
             ConnectIr::AllToAll => "all_to_all".to_string(),
             ConnectIr::OneToOne => "one_to_one".to_string(),
             ConnectIr::Bernoulli(p) => format!("bernoulli(p = {p})"),
-            ConnectIr::FixedIndegree(k) => format!("fixed_indegree(k = {k})"),
+            ConnectIr::FixedIndegree { k, multapses } => {
+                format!("fixed_indegree(k = {k}, multapses = {multapses})")
+            }
             ConnectIr::FixedOutdegree(k) => format!("fixed_outdegree(k = {k})"),
             ConnectIr::FixedTotal(n) => format!("fixed_total(n = {n})"),
             ConnectIr::Where(_) => "where".to_string(),
