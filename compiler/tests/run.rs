@@ -283,8 +283,7 @@ fn cuba_rate_and_cv_match_brian2() {
 /// Three tests read the AI run; it is simulated once (concurrent runs would share a directory).
 fn brunel_ai() -> Stats {
     static AI: std::sync::OnceLock<Stats> = std::sync::OnceLock::new();
-    AI.get_or_init(|| run_stats(&root().join("examples/brunel.snn"), 1, "brunel-ai"))
-        .clone()
+    *AI.get_or_init(|| run_stats(&root().join("examples/brunel.snn"), 1, "brunel-ai"))
 }
 
 fn brunel_sr() -> Stats {

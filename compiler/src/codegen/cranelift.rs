@@ -215,17 +215,9 @@ pub fn define_kernel<M: Module>(
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     emit(builder, kernel, helpers, module.target_config());
 
-    let dump = std::env::var_os("SNNC_DUMP_ASM").is_some();
-    ctx.set_disasm(dump);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("kernel `{}`: cranelift: {e:?}", kernel.name))?;
-    if dump {
-        eprintln!("{}", ctx.func.display());
-        if let Some(c) = ctx.compiled_code() {
-            eprintln!("{}", c.vcode.clone().unwrap_or_default());
-        }
-    }
     module.clear_context(&mut ctx);
     Ok(id)
 }
@@ -669,7 +661,7 @@ fn vectorizable(kernel: &Kernel) -> bool {
         });
         ok
     }
-    fn check(stmts: &[Stmt], defined: &mut Vec<bool>, nested: bool) -> bool {
+    fn check(stmts: &[Stmt], defined: &mut [bool], nested: bool) -> bool {
         for s in stmts {
             match s {
                 Stmt::Let(l, e) => {
@@ -696,8 +688,8 @@ fn vectorizable(kernel: &Kernel) -> bool {
                     {
                         return false;
                     }
-                    let mut in_a = defined.clone();
-                    let mut in_b = defined.clone();
+                    let mut in_a = defined.to_vec();
+                    let mut in_b = defined.to_vec();
                     if !check(a, &mut in_a, true) || !check(b, &mut in_b, true) {
                         return false;
                     }
@@ -1409,7 +1401,7 @@ mod tests {
                             *defined += 1;
                         }
                     }
-                    0 | 1 | 2 => body.push(Stmt::Store(
+                    0..=2 => body.push(Stmt::Store(
                         self.below(u64::from(N_VARS)) as u32,
                         self.expr(3, *defined, calls),
                     )),

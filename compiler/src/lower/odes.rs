@@ -709,6 +709,98 @@ fn norm1(a: &[f64], n: usize) -> f64 {
 /// 1-norm is at most 1/2, a Taylor series summed to convergence (the terms fall below 2⁻⁷⁰ of
 /// the sum within ~20 terms), then repeated squaring. Structural zeros stay exact zeros.
 fn expm(m: &[f64], n: usize) -> Vec<f64> {
+    // Balance first: in SI units a coupling such as 1/C_m is ~1e10 next to decay rates of
+    // ~1e2, and scaling and squaring would square ~20 times and lose ~1e-10 of accuracy. A
+    // diagonal similarity B = D^-1 A D with powers of two (exact in floating point) brings the
+    // rows and columns to comparable norms; then exp(A) = D exp(B) D^-1.
+    let (balanced, d) = balance(m, n);
+    let e = expm_scaled(&balanced, n);
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            out[i * n + j] = e[i * n + j] * d[i] / d[j];
+        }
+    }
+    out
+}
+
+/// Parlett-Reinsch balancing with powers of two: returns `D^-1 A D` and the diagonal of `D`.
+///
+/// A coupling with nothing in the other direction (the usual case: a current drives a voltage,
+/// nothing drives back) has a zero row or column sum, which classic balancing skips; such a
+/// row or column is instead scaled toward the magnitude of the largest diagonal entry, so the
+/// norm that decides the number of squarings reflects the decay rates, not the units.
+fn balance(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut b = m.to_vec();
+    let mut d = vec![1.0; n];
+    let diagonal = (0..n).map(|i| m[i * n + i].abs()).fold(0.0f64, f64::max);
+    for _ in 0..64 {
+        let mut converged = true;
+        for i in 0..n {
+            let (mut c, mut r) = (0.0f64, 0.0f64);
+            for j in 0..n {
+                if j != i {
+                    c += b[j * n + i].abs();
+                    r += b[i * n + j].abs();
+                }
+            }
+            if !(c + r).is_finite() || (c == 0.0 && r == 0.0) {
+                continue;
+            }
+            if c == 0.0 || r == 0.0 {
+                // One-sided: shrink the nonzero side to within a factor of two of the diagonal.
+                if diagonal == 0.0 {
+                    continue;
+                }
+                let mut f = 1.0;
+                let mut side = c + r;
+                while side > 2.0 * diagonal {
+                    side /= 2.0;
+                    f *= 2.0;
+                }
+                if f == 1.0 {
+                    continue;
+                }
+                // Row i is divided by the new factor and column i multiplied by it: a large
+                // row sum wants a larger d_i, a large column sum a smaller one.
+                let factor = if r > 0.0 { f } else { 1.0 / f };
+                converged = false;
+                d[i] *= factor;
+                for j in 0..n {
+                    b[i * n + j] /= factor;
+                    b[j * n + i] *= factor;
+                }
+                continue;
+            }
+            let total = c + r;
+            let mut f = 1.0;
+            while c < r / 2.0 {
+                c *= 2.0;
+                r /= 2.0;
+                f *= 2.0;
+            }
+            while c >= r * 2.0 {
+                c /= 2.0;
+                r *= 2.0;
+                f /= 2.0;
+            }
+            if c + r < 0.95 * total {
+                converged = false;
+                d[i] *= f;
+                for j in 0..n {
+                    b[i * n + j] /= f;
+                    b[j * n + i] *= f;
+                }
+            }
+        }
+        if converged {
+            break;
+        }
+    }
+    (b, d)
+}
+
+fn expm_scaled(m: &[f64], n: usize) -> Vec<f64> {
     let norm = norm1(m, n);
     let mut squarings = 0;
     let mut scale = 1.0;
@@ -884,6 +976,17 @@ mod tests {
             for (x, y) in e.iter().zip([ea, ea, 0.0, ea]) {
                 assert!((x - y).abs() <= 1e-14 * ea, "a = {a}: {e:?}");
             }
+        }
+        // A badly scaled system, as SI units give for iaf_psc_exp: dV/dt = -V/tau_m + I/C_m,
+        // dI/dt = -I/tau_s, with 1/C_m = 4e9 next to rates of ~100. Closed form:
+        // Phi_VI = (1/C_m) (e^{-h/tau_s} - e^{-h/tau_m}) / (1/tau_m - 1/tau_s).
+        let (tau_m, tau_s, c_m, h) = (10e-3f64, 2e-3f64, 250e-12f64, 1e-4f64);
+        let a = [-1.0 / tau_m * h, h / c_m, 0.0, -1.0 / tau_s * h];
+        let e = expm(&a, 2);
+        let (em, es) = ((-h / tau_m).exp(), (-h / tau_s).exp());
+        let coupling = (es - em) / (c_m * (1.0 / tau_m - 1.0 / tau_s));
+        for (x, y) in e.iter().zip([em, coupling, 0.0, es]) {
+            assert!((x - y).abs() <= 1e-14 * y.abs(), "{x} vs {y} in {e:?}");
         }
         // 3x3 nilpotent: exp(N) = I + N + N²/2.
         let e = expm(&[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], 3);

@@ -646,6 +646,11 @@ impl NetworkLowerer<'_> {
             (vars.len() - 1) as ir::VarId
         };
 
+        let lets: HashMap<&str, &ast::Expr> = model
+            .lets
+            .iter()
+            .map(|(n, e)| (n.name.as_str(), e))
+            .collect();
         // Declarations are processed in order, so an initialiser sees the values above it.
         for decl in &model.vars {
             let source = overrides
@@ -663,11 +668,13 @@ impl NetworkLowerer<'_> {
                 .or(decl.default.as_ref());
             let lowered = match source {
                 Some(e) => {
+                    // `let`s are visible too, computed from the values initialised above.
+                    let model_names = model_env(&values, &lets, self.dt);
                     let env = |n: &str| -> Option<Expr> {
                         if n == "i" {
                             return Some(Expr::Index);
                         }
-                        values.get(n).cloned()
+                        model_names(n)
                     };
                     lower_expr(e, &env, &mut init_builder)
                 }
@@ -731,11 +738,7 @@ impl NetworkLowerer<'_> {
         let dt = self.dt;
         let mut builder = Builder::default();
         let mut body: Vec<Stmt> = Vec::new();
-        let lets: HashMap<&str, &ast::Expr> = model
-            .lets
-            .iter()
-            .map(|(n, e)| (n.name.as_str(), e))
-            .collect();
+
         fn model_env<'v>(
             values: &'v HashMap<String, Expr>,
             lets: &'v HashMap<&'v str, &'v ast::Expr>,
