@@ -439,6 +439,11 @@ struct Gen<'f> {
     mask: Option<Value>,
     /// In the two-lane loop: the lanes that have spiked (`i64x2` mask).
     spiked_v: Option<Variable>,
+    /// In the two-lane loop, per array: stores are deferred to the end of the element pair
+    /// (arrays do not overlap, and later reads use the cached value, so only the last value
+    /// need reach memory). `Some(None)`: stored for both lanes; `Some(Some(mask))`: stored
+    /// only under these lanes, so memory is written only when one of them is set.
+    pending: Vec<Option<Option<Value>>>,
 }
 
 fn emit(
@@ -538,6 +543,7 @@ fn emit(
         t_v,
         mask: None,
         spiked_v,
+        pending: vec![None; n_vars],
     };
     // Loop-invariant subexpressions: folded when constant, else computed once here.
     let mut invariant = Vec::new();
@@ -792,6 +798,7 @@ fn emit_pair(
         g.b.def_var(spiked, none);
     }
     g.stmts(&kernel.body);
+    g.flush_stores();
 
     let (Some((spikes, n, _)), Some(spiked)) = (spike_state, g.spiked_v) else {
         g.b.ins().jump(after, &[]);
@@ -861,10 +868,14 @@ impl Gen<'_> {
                     }
                     None => v,
                 };
-                let addr = self.address(*var);
-                self.b.ins().store(unaligned(), v, addr, 0);
                 self.b.def_var(self.var_cache_v[*var as usize], v);
                 self.cached[*var as usize] = true;
+                let slot = &mut self.pending[*var as usize];
+                *slot = match (*slot, self.mask) {
+                    (Some(None), _) | (_, None) => Some(None),
+                    (Some(Some(lanes)), Some(m)) => Some(Some(self.b.ins().bor(lanes, m))),
+                    (None, Some(m)) => Some(Some(m)),
+                };
             }
             Stmt::If(c, then_body, else_body) => {
                 let cond = self.cond(c);
@@ -900,6 +911,33 @@ impl Gen<'_> {
                 let old = self.b.use_var(spiked);
                 let new = self.b.ins().bor(old, lanes);
                 self.b.def_var(spiked, new);
+            }
+        }
+    }
+
+    /// Writes the deferred stores of the element pair (see `pending`), in array order.
+    fn flush_stores(&mut self) {
+        for var in 0..self.pending.len() {
+            let Some(lanes) = self.pending[var].take() else {
+                continue;
+            };
+            let value = self.b.use_var(self.var_cache_v[var]);
+            let addr = self.address(var as u32);
+            match lanes {
+                None => {
+                    self.b.ins().store(unaligned(), value, addr, 0);
+                }
+                Some(mask) => {
+                    let store = self.b.create_block();
+                    let join = self.b.create_block();
+                    let bits = self.b.ins().vhigh_bits(types::I32, mask);
+                    self.b.ins().brif(bits, store, &[], join, &[]);
+                    self.b.switch_to_block(store);
+                    self.b.set_cold_block(store);
+                    self.b.ins().store(unaligned(), value, addr, 0);
+                    self.b.ins().jump(join, &[]);
+                    self.b.switch_to_block(join);
+                }
             }
         }
     }
