@@ -250,6 +250,10 @@ fn spike_stats_port_matches_numpy_on_a_small_case() {
 // suggestion, ~3 sd of NEST's spread, which is wider than Brian2's 0.0008 and covers the
 // difference between the two peers). Measured (seeds 1-3): rate 5.43 / 5.49 / 5.47 Hz (mean
 // 5.46, -3.1 %), CV 0.529 / 0.532 / 0.528, chi 0.0222 / 0.0210 / 0.0244.
+// Convention: Brian2's, which the snnc step order follows (thresholds, then delivery; delay 0
+// acts within the step), and CUBA's synapses write `ge`/`gi`, not the held `v`, so the
+// refractory convention does not enter. Spike times differ by one dt from Brian2's (snnc
+// stamps the end of the step, as NEST does), which moves neither rates nor ISIs.
 // Runtime ~5 s in debug (3 x 1 s of 4000 neurons).
 #[test]
 fn cuba_rate_and_cv_match_brian2() {
