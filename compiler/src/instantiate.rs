@@ -8,6 +8,7 @@
 //! kernels for the step loop. It reports problems as diagnostics that name the source span or
 //! the file, and never reads the file system itself.
 
+use crate::codegen::CompiledKernels;
 use crate::diagnostics::Diagnostic;
 use crate::ir::{interp, Kernel};
 use crate::lower::program::{
@@ -16,11 +17,14 @@ use crate::lower::program::{
 };
 use crate::source::Span;
 use snnc_runtime::network::{PopulationPlan, ProjectionPlan};
+use snnc_runtime::rng::Stream;
+use snnc_runtime::NativeKernel;
 use snnc_runtime::{
     npy, Connectivity, Network, OutputFormat, Population, PopulationKernel, Projection,
     ProjectionSpec, RuntimeError, SpikeSource, TimedInput, TraceDtype, VariableSpec, Weights,
 };
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 /// The bytes of every data file the program names, keyed by the path as written.
@@ -587,6 +591,56 @@ pub fn interpreted_kernels(program: &Program) -> Vec<Box<dyn PopulationKernel>> 
                 seed: program.seed,
                 stream: stream_of_update(i),
             }) as Box<dyn PopulationKernel>
+        })
+        .collect()
+}
+
+/// A JIT-compiled population kernel. It borrows the compiled code, so the borrow checker
+/// guarantees the code outlives every call.
+pub struct CompiledKernel<'code> {
+    native: NativeKernel,
+    _code: PhantomData<&'code CompiledKernels>,
+}
+
+impl PopulationKernel for CompiledKernel<'_> {
+    fn update(
+        &mut self,
+        population: &mut Population,
+        step: u64,
+        t: f64,
+        spikes: &mut Vec<u32>,
+    ) -> Result<(), RuntimeError> {
+        self.native.update(population, step, t, spikes)
+    }
+}
+
+/// Compiled kernels for every population; `compiled` must come from
+/// `jit_compile` over the populations' update kernels, in order.
+pub fn compiled_kernels<'code>(
+    program: &Program,
+    compiled: &'code CompiledKernels,
+) -> Vec<Box<dyn PopulationKernel + 'code>> {
+    assert_eq!(
+        compiled.len(),
+        program.populations.len(),
+        "one compiled kernel per population"
+    );
+    program
+        .populations
+        .iter()
+        .enumerate()
+        .map(|(i, population)| {
+            let key = Stream::new(program.seed, stream_of_update(i)).key();
+            // SAFETY: function `i` was compiled from population `i`'s update kernel, whose
+            // variables are exactly that population's arrays (NativeKernel checks their count and
+            // lengths on every call), and the `'code` borrow keeps the code alive.
+            let native = unsafe {
+                NativeKernel::new(compiled.function(i), key, population.update.vars.len())
+            };
+            Box::new(CompiledKernel {
+                native,
+                _code: PhantomData,
+            }) as Box<dyn PopulationKernel + 'code>
         })
         .collect()
 }

@@ -13,8 +13,8 @@
 use snnc::diagnostics::render_text;
 use snnc::driver;
 use snnc::instantiate::{self, Output};
-use snnc::lower::program::{stream_of_update, Overrides, Program};
-use snnc_runtime::{NativeKernel, OutputFormat, PopulationKernel, RunStatus, Simulation};
+use snnc::lower::program::{Overrides, Program};
+use snnc_runtime::{OutputFormat, RunStatus, Simulation};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -61,19 +61,7 @@ fn simulate(model: &Path, overrides: &Overrides, out: &Path) -> Result<Ran, Stri
         .map_err(|d| render_text(&checked.sources, &d))?;
     let kernels: Vec<&snnc::ir::Kernel> = program.populations.iter().map(|p| &p.update).collect();
     let compiled = snnc::codegen::jit_compile(&kernels)?;
-    let mut kernels: Vec<Box<dyn PopulationKernel>> = program
-        .populations
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let key = snnc_runtime::Stream::new(program.seed, stream_of_update(i)).key();
-            // SAFETY: compiled from this population's update kernel, whose variables are the
-            // population's arrays; `compiled` outlives the run.
-            let kernel =
-                unsafe { NativeKernel::new(compiled.function(i), key, p.update.vars.len()) };
-            Box::new(kernel) as Box<dyn PopulationKernel>
-        })
-        .collect();
+    let mut kernels = instantiate::compiled_kernels(&program, &compiled);
     Simulation::new()
         .run(&mut network, &mut kernels, steps, &mut |_, _| {})
         .map_err(|e| e.to_string())?;

@@ -248,7 +248,7 @@ impl Simulation {
     pub fn run(
         &mut self,
         network: &mut Network,
-        kernels: &mut [Box<dyn PopulationKernel>],
+        kernels: &mut [Box<dyn PopulationKernel + '_>],
         steps: u64,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunStats, RuntimeError> {
@@ -317,7 +317,7 @@ impl Simulation {
     fn step_loop(
         &mut self,
         network: &mut Network,
-        kernels: &mut [Box<dyn PopulationKernel>],
+        kernels: &mut [Box<dyn PopulationKernel + '_>],
         steps: u64,
         progress: &mut dyn FnMut(u64, u64),
         stats: &mut RunStats,

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use snnc::diagnostics::{render_json, render_text, Diagnostic};
 use snnc::driver::{self, Checked};
 use snnc::instantiate::{self, Output};
-use snnc::lower::program::{stream_of_update, Overrides, Program};
-use snnc_runtime::{NativeKernel, OutputFormat, PopulationKernel, RunStatus, Simulation};
+use snnc::lower::program::{Overrides, Program};
+use snnc_runtime::{OutputFormat, PopulationKernel, RunStatus, Simulation};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -253,20 +253,8 @@ fn run(
     if !quiet {
         report(&warnings);
     }
-    let mut kernels: Vec<Box<dyn PopulationKernel>> = match &compiled {
-        Some(compiled) => program
-            .populations
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let key = snnc_runtime::Stream::new(program.seed, stream_of_update(i)).key();
-                // SAFETY: the function was compiled from this population's update kernel, whose
-                // variables are exactly the population's arrays, and `compiled` outlives the run.
-                let kernel =
-                    unsafe { NativeKernel::new(compiled.function(i), key, p.update.vars.len()) };
-                Box::new(kernel) as Box<dyn PopulationKernel>
-            })
-            .collect(),
+    let mut kernels: Vec<Box<dyn PopulationKernel + '_>> = match &compiled {
+        Some(compiled) => instantiate::compiled_kernels(&program, compiled),
         None => instantiate::interpreted_kernels(&program),
     };
     let build_time = build_started.elapsed();
@@ -315,8 +303,6 @@ fn run(
         return ExitCode::from(1);
     }
     let run_time = run_started.elapsed();
-    drop(kernels);
-    drop(compiled);
     if quiet {
         return ExitCode::SUCCESS;
     }
