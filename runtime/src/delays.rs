@@ -27,6 +27,9 @@ pub struct DelayRing<T> {
     /// The slot read in the current step.
     current: usize,
     buffer: Vec<T>,
+    /// Per slot, the targets that received input (possibly repeated), so that draining a slot
+    /// costs the number of synaptic events, not the number of targets, when input is sparse.
+    touched: Vec<Vec<u32>>,
 }
 
 impl<T: Copy + Default + AddAssign> DelayRing<T> {
@@ -44,6 +47,7 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
             n_slots,
             current: 0,
             buffer: vec![T::default(); len],
+            touched: vec![Vec::new(); n_slots],
         })
     }
 
@@ -86,6 +90,7 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
         }
         let slot = self.slot_of(delay_steps)?;
         self.buffer[slot * self.n_targets + t] += value;
+        self.touched[slot].push(target);
         Ok(())
     }
 
@@ -126,16 +131,18 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
         match conn.delays() {
             None => {
                 // One slot for the whole row: slice it once.
-                let base = self.slot_of(conn.max_delay())? * n;
-                let slot = &mut self.buffer[base..base + n];
+                let index = self.slot_of(conn.max_delay())?;
+                let slot = &mut self.buffer[index * n..index * n + n];
                 for (&t, &w) in targets.iter().zip(weights) {
                     slot[t as usize] += w.into();
                 }
+                self.touched[index].extend_from_slice(targets);
             }
             Some(delays) => {
                 for ((&t, &w), &d) in targets.iter().zip(weights).zip(&delays[range]) {
                     let slot = self.slot_of(d)?;
                     self.buffer[slot * n + t as usize] += w.into();
+                    self.touched[slot].push(t);
                 }
             }
         }
@@ -164,16 +171,18 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
         let n = self.n_targets;
         match conn.delays() {
             None => {
-                let base = self.slot_of(conn.max_delay())? * n;
-                let slot = &mut self.buffer[base..base + n];
+                let index = self.slot_of(conn.max_delay())?;
+                let slot = &mut self.buffer[index * n..index * n + n];
                 for &t in targets {
                     slot[t as usize] += value;
                 }
+                self.touched[index].extend_from_slice(targets);
             }
             Some(delays) => {
                 for (&t, &d) in targets.iter().zip(&delays[range]) {
                     let slot = self.slot_of(d)?;
                     self.buffer[slot * n + t as usize] += value;
+                    self.touched[slot].push(t);
                 }
             }
         }
@@ -196,23 +205,7 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
     pub fn advance(&mut self) {
         let start = self.current * self.n_targets;
         self.buffer[start..start + self.n_targets].fill(T::default());
-        self.current = (self.current + 1) % self.n_slots;
-    }
-
-    /// Adds the current slot into `target` (`target[i] += slot[i]` for every target, in one
-    /// pass) and then ends the step as [`Self::advance`] does. Gives exactly the sums of adding
-    /// [`Self::current`] and then calling [`Self::advance`].
-    pub fn drain_into(&mut self, target: &mut [T]) {
-        let start = self.current * self.n_targets;
-        let slot = &mut self.buffer[start..start + self.n_targets];
-        for (x, r) in target.iter_mut().zip(slot.iter_mut()) {
-            *x += *r;
-            *r = T::default();
-        }
-        // Targets beyond `target` (none when the sizes match) are still cleared.
-        if target.len() < slot.len() {
-            slot[target.len()..].fill(T::default());
-        }
+        self.touched[self.current].clear();
         self.current = (self.current + 1) % self.n_slots;
     }
 
@@ -223,45 +216,63 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
 }
 
 impl DelayRing<f64> {
-    /// [`DelayRing::drain_into`] for f64 rings, using AVX where the CPU has it (the same
-    /// additions, four lanes at a time, so the same bits).
-    pub fn drain_into_fast(&mut self, target: &mut [f64]) {
-        let start = self.current * self.n_targets;
-        let n = target.len().min(self.n_targets);
-        let slot = &mut self.buffer[start..start + self.n_targets];
-        let (head, rest) = slot.split_at_mut(n);
-        add_and_clear(&mut target[..n], head);
-        // Targets beyond `target` (none when the sizes match) are still cleared.
-        rest.fill(0.0);
+    /// Adds the current slot's input into `target` and ends the step as [`Self::advance`]
+    /// does. A target whose input is zero is left unchanged (adding `+0.0` would turn a `-0.0`
+    /// state into `+0.0`; nothing else differs), which lets sparse input touch only the targets
+    /// that received spikes, while dense input takes one pass over all targets; both give the
+    /// same bits.
+    pub fn drain_into(&mut self, target: &mut [f64]) {
+        let n = self.n_targets;
+        let start = self.current * n;
+        let slot = &mut self.buffer[start..start + n];
+        let touched = &mut self.touched[self.current];
+        let m = target.len().min(n);
+        if touched.len() < n / 4 {
+            for &t in touched.iter() {
+                let t = t as usize;
+                let input = slot[t];
+                if input != 0.0 && t < m {
+                    target[t] += input;
+                }
+                slot[t] = 0.0;
+            }
+        } else {
+            let (head, rest) = slot.split_at_mut(m);
+            add_nonzero_and_clear(&mut target[..m], head);
+            // Targets beyond `target` (none when the sizes match) are still cleared.
+            rest.fill(0.0);
+        }
+        touched.clear();
         self.current = (self.current + 1) % self.n_slots;
     }
 }
 
-/// `target[i] += slot[i]; slot[i] = 0.0` for every `i` (equal lengths).
-fn add_and_clear(target: &mut [f64], slot: &mut [f64]) {
+/// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths).
+fn add_nonzero_and_clear(target: &mut [f64], slot: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx") {
             // SAFETY: the CPU supports AVX (checked just above).
-            unsafe { add_and_clear_avx(target, slot) };
+            unsafe { add_nonzero_and_clear_avx(target, slot) };
             return;
         }
     }
-    add_and_clear_portable(target, slot);
+    add_nonzero_and_clear_portable(target, slot);
 }
 
 #[inline(always)]
-fn add_and_clear_portable(target: &mut [f64], slot: &mut [f64]) {
+fn add_nonzero_and_clear_portable(target: &mut [f64], slot: &mut [f64]) {
     for (x, r) in target.iter_mut().zip(slot.iter_mut()) {
-        *x += *r;
+        // A select, not a branch, so the loop vectorises.
+        *x = if *r != 0.0 { *x + *r } else { *x };
         *r = 0.0;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn add_and_clear_avx(target: &mut [f64], slot: &mut [f64]) {
-    add_and_clear_portable(target, slot);
+unsafe fn add_nonzero_and_clear_avx(target: &mut [f64], slot: &mut [f64]) {
+    add_nonzero_and_clear_portable(target, slot);
 }
 
 #[cfg(test)]
@@ -307,6 +318,37 @@ mod tests {
         assert!(ring.add(2, 1, 1.0).is_err());
         let e = ring.add(0, 3, 1.0).unwrap_err();
         assert!(e.to_string().contains("exceeds the maximum of 2"), "{e}");
+    }
+
+    #[test]
+    fn sparse_and_dense_draining_agree_and_zero_input_changes_nothing() {
+        // 64 targets; one ring gets input for 3 of them (sparse path), the other for 40 (dense
+        // path), with the same values where they overlap, including a pair that cancels.
+        let mut sparse = DelayRing::<f64>::new(64, 0).unwrap();
+        let mut dense = DelayRing::<f64>::new(64, 0).unwrap();
+        for (t, w) in [(1u32, 0.5), (2, 0.25), (2, -0.25), (3, 1.0)] {
+            sparse.add(t, 0, w).unwrap();
+            dense.add(t, 0, w).unwrap();
+        }
+        for t in 10..46u32 {
+            dense.add(t, 0, 0.125).unwrap();
+        }
+        let mut a = vec![-0.0; 64];
+        let mut b = vec![-0.0; 64];
+        sparse.drain_into(&mut a);
+        dense.drain_into(&mut b);
+        for t in [0usize, 1, 2, 3, 4, 63] {
+            assert_eq!(a[t].to_bits(), b[t].to_bits(), "target {t}");
+        }
+        assert_eq!(a[1], 0.5);
+        assert_eq!(a[3], 1.0);
+        // Target 2's inputs cancel and target 0 got none: both keep their -0.0.
+        assert!(a[2] == 0.0 && a[2].is_sign_negative());
+        assert!(a[0].is_sign_negative() && b[0].is_sign_negative());
+        assert_eq!(b[20], 0.125 - 0.0);
+        // Both rings are empty afterwards.
+        assert!(sparse.current().iter().all(|&x| x == 0.0));
+        assert!(dense.current().iter().all(|&x| x == 0.0));
     }
 
     #[test]

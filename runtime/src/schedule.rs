@@ -24,7 +24,8 @@
 //!    that row adds `weights[s]` into the ring slot of step `k + delay[s]`.
 //! 5. **Ring to state**: for each projection, in projection order, the ring slot of step `k` is
 //!    added into the target array of the post population
-//!    (`post.arrays[target_array][i] += slot[i]`), then cleared and the ring advanced.
+//!    (`post.arrays[target_array][i] += slot[i]` wherever `slot[i]` is not zero), then cleared
+//!    and the ring advanced. Only targets that received spikes are visited when input is sparse.
 //! 6. **Trace recording**: when `(k + 1)` is a multiple of a trace's `every_steps`, the state
 //!    after the step (time `(k + 1)·dt`) is sampled, in the user's unit (SI value / scale).
 //!
@@ -433,10 +434,10 @@ impl Simulation {
                 }
             }
 
-            // (5) The rings' slot of step k into the target arrays (and cleared), in one pass.
+            // (5) The rings' slot of step k into the target arrays (and cleared).
             for projection in projections.iter_mut() {
                 let target = &mut populations[projection.post].arrays[projection.target_array];
-                projection.ring.drain_into_fast(target);
+                projection.ring.drain_into(target);
             }
 
             // (6) Trace recording, after the step: the state at (k + 1)·dt.
