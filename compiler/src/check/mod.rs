@@ -483,15 +483,7 @@ fn infer_binary(
                 }
                 (Ty::Bool, Ty::Bool) if matches!(op, BinOp::Eq | BinOp::Ne) => Ty::Bool,
                 (x, y) => {
-                    let bad = if matches!(x, Ty::Quantity(_)) {
-                        (b, y)
-                    } else {
-                        (a, x)
-                    };
-                    diagnostics.push(
-                        Diagnostic::error(format!("`{}` needs two quantities", op.text()))
-                            .primary(bad.0.span, format!("this is {}", bad.1.describe())),
-                    );
+                    diagnostics.push(not_quantities(op, (a, x), (b, y)));
                     Ty::Error
                 }
             };
@@ -509,15 +501,7 @@ fn infer_binary(
             }),
             (Ty::Error, _) | (_, Ty::Error) => Ty::Error,
             (x, y) => {
-                let bad = if matches!(x, Ty::Quantity(_)) {
-                    (b, y)
-                } else {
-                    (a, x)
-                };
-                diagnostics.push(
-                    Diagnostic::error(format!("`{}` needs two quantities", op.text()))
-                        .primary(bad.0.span, format!("this is {}", bad.1.describe())),
-                );
+                diagnostics.push(not_quantities(op, (a, x), (b, y)));
                 Ty::Error
             }
         },
@@ -559,6 +543,14 @@ fn infer_binary(
             }
         }
     }
+}
+
+/// An arithmetic or comparison operator applied to something that is not a quantity; the
+/// label goes on the operand at fault (the left one when both are).
+fn not_quantities(op: BinOp, a: (&ast::Expr, Ty), b: (&ast::Expr, Ty)) -> Diagnostic {
+    let (expr, ty) = if matches!(a.1, Ty::Quantity(_)) { b } else { a };
+    Diagnostic::error(format!("`{}` needs two quantities", op.text()))
+        .primary(expr.span, format!("this is {}", ty.describe()))
 }
 
 fn mismatch(op: BinOp, a: &ast::Expr, da: Dim, b: &ast::Expr, db: Dim) -> Diagnostic {

@@ -887,27 +887,32 @@ mod tests {
         integration: Integration,
     }
 
+    /// A kernel over dimensionless state arrays named `names` that runs `integration`.
+    fn state_kernel(names: &[&str], integration: &Integration, builder: &Builder) -> Kernel {
+        Kernel {
+            name: "test".to_string(),
+            vars: names
+                .iter()
+                .map(|n| VarInfo {
+                    name: n.to_string(),
+                    role: VarRole::State,
+                    unit: "1".to_string(),
+                    scale: 1.0,
+                })
+                .collect(),
+            n_locals: builder.n_locals,
+            n_draws: builder.n_draws,
+            body: integration.stmts.clone(),
+            notes: vec![integration.reason.clone()],
+        }
+    }
+
     impl Sim {
         fn new(names: &[&str], init: &[f64], odes: &[Ode], forced: Option<Method>, dt: f64) -> Sim {
             let mut builder = Builder::default();
             let names_fn = |v: VarId| names[v as usize].to_string();
             let integration = integrate(odes, forced, dt, &mut builder, &names_fn).unwrap();
-            let kernel = Kernel {
-                name: "test".to_string(),
-                vars: names
-                    .iter()
-                    .map(|n| VarInfo {
-                        name: n.to_string(),
-                        role: VarRole::State,
-                        unit: "1".to_string(),
-                        scale: 1.0,
-                    })
-                    .collect(),
-                n_locals: builder.n_locals,
-                n_draws: builder.n_draws,
-                body: integration.stmts.clone(),
-                notes: vec![integration.reason.clone()],
-            };
+            let kernel = state_kernel(names, &integration, &builder);
             Sim {
                 kernel,
                 arrays: init.iter().map(|x| vec![*x]).collect(),
@@ -1507,22 +1512,7 @@ mod tests {
             names[v as usize].to_string()
         })
         .unwrap();
-        let kernel = Kernel {
-            name: "k".to_string(),
-            vars: names
-                .iter()
-                .map(|n| VarInfo {
-                    name: n.to_string(),
-                    role: VarRole::State,
-                    unit: "1".to_string(),
-                    scale: 1.0,
-                })
-                .collect(),
-            n_locals: builder.n_locals,
-            n_draws: 0,
-            body: got.stmts.clone(),
-            notes: vec![got.reason.clone()],
-        };
+        let kernel = state_kernel(names, &got, &builder);
         let text = crate::ir::print::kernel(&kernel);
         eprintln!("{text}");
         (got, text)
