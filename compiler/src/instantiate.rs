@@ -612,6 +612,10 @@ impl PopulationKernel for CompiledKernel<'_> {
     ) -> Result<(), RuntimeError> {
         self.native.update(population, step, t, spikes)
     }
+
+    fn native(&self) -> Option<snnc_runtime::NativeFunction> {
+        self.native.native()
+    }
 }
 
 /// Compiled kernels for every population; `compiled` must come from

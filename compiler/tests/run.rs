@@ -733,6 +733,27 @@ fn bad_flag_values_are_reported() {
         &["X.y", "no population `X`"],
     );
     expect_failure(&model, &["--duration", "5 ms", "--set", "E=1"], &["--set"]);
+    // A thread count that is not a positive integer is a usage error (clap's exit status 2).
+    for threads in ["0", "two", "-3"] {
+        let dir = model.parent().unwrap();
+        let r = snnc(
+            &[
+                "run",
+                "no_run.snn",
+                "--duration",
+                "5 ms",
+                &format!("--threads={threads}"),
+            ],
+            dir,
+        );
+        assert_eq!(r.code, Some(2), "--threads={threads}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--threads") && r.stderr.contains(threads),
+            "--threads={threads}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"));
+    }
 }
 
 #[test]

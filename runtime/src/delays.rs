@@ -3,226 +3,158 @@
 //! This module owns the accumulation of input that arrives in a later step: a value sent with a
 //! delay of `d` steps is added to slot `(current_step + d) % n_slots` of its target and read
 //! exactly `d` steps later. It does not know about weights, synapse storage or neuron state;
-//! [`DelayRing::deliver`] only walks a [`Connectivity`] row to look up targets and delays.
+//! delivery takes one presynaptic row (targets, weights, delays) at a time.
 //!
-//! Layout: slot-major, so the current slot of all targets is one contiguous slice that the
-//! neuron update reads with unit stride. `n_slots = max_delay_steps + 1`, because a delay of
-//! `max_delay_steps` must not wrap onto the slot being read now.
+//! A ring is split into [`RingPart`]s, each owning a contiguous range of targets with its own
+//! buffers, so that threads that own disjoint target ranges deliver and drain without sharing
+//! anything (`schedule.rs`). A part is slot-major: the current slot of its targets is one
+//! contiguous slice that the drain reads with unit stride. `n_slots = max_delay_steps + 1`,
+//! because a delay of `max_delay_steps` must not wrap onto the slot being read now. Splitting
+//! changes no result: every target receives the same additions in the same order, whichever
+//! part holds it.
 //!
 //! A delay of 0 writes into the current slot; it is seen only if added before the step's input
-//! is read, and is discarded by [`DelayRing::advance`] otherwise. The scheduler
-//! (`schedule.rs`) delivers the spikes of a step before it reads that step's slot, so a delay
-//! of 0 acts within the same step.
+//! is drained, and is discarded by [`DelayRing::advance`] otherwise. The scheduler delivers
+//! the spikes of a step before it drains that step's slot, so a delay of 0 acts within the
+//! same step.
 
-use std::ops::AddAssign;
+use std::ops::{AddAssign, Range};
 
 use crate::connectivity::Connectivity;
 use crate::error::RuntimeError;
 
-/// Ring buffers of pending input for `n_targets` neurons.
+/// The weights of one presynaptic row: one for all its synapses, or one per synapse.
+#[derive(Clone, Copy, Debug)]
+pub enum RowWeights<'a, W> {
+    Uniform(W),
+    PerSynapse(&'a [W]),
+}
+
+/// The delays of one presynaptic row, in steps.
+#[derive(Clone, Copy, Debug)]
+pub enum RowDelays<'a> {
+    Homogeneous(u16),
+    PerSynapse(&'a [u16]),
+}
+
+/// Pending input of the targets `first..first + len` of a ring.
 #[derive(Clone, Debug)]
-pub struct DelayRing<T> {
-    n_targets: usize,
+pub struct RingPart<T> {
+    first: usize,
+    len: usize,
     n_slots: usize,
     /// The slot read in the current step.
     current: usize,
     buffer: Vec<T>,
-    /// Per slot, the targets that received input (possibly repeated), so that draining a slot
-    /// costs the number of synaptic events, not the number of targets, when input is sparse.
+    /// Per slot, the targets (relative to `first`) that received input, possibly repeated, so
+    /// that draining a slot costs the number of synaptic events, not the number of targets,
+    /// when input is sparse.
     touched: Vec<Vec<u32>>,
 }
 
-impl<T: Copy + Default + AddAssign> DelayRing<T> {
-    /// Creates zeroed buffers for `n_targets` neurons and delays up to `max_delay_steps`.
-    pub fn new(n_targets: usize, max_delay_steps: u16) -> Result<Self, RuntimeError> {
-        let n_slots = usize::from(max_delay_steps) + 1;
-        let len = n_targets.checked_mul(n_slots).ok_or_else(|| {
-            RuntimeError::invalid(
-                "delay ring",
-                format!("{n_targets} targets × {n_slots} slots overflows the address space"),
-            )
-        })?;
-        Ok(DelayRing {
-            n_targets,
+impl<T: Copy + Default + AddAssign> RingPart<T> {
+    fn new(targets: Range<usize>, n_slots: usize, current: usize) -> Self {
+        let len = targets.len();
+        RingPart {
+            first: targets.start,
+            len,
             n_slots,
-            current: 0,
-            buffer: vec![T::default(); len],
+            current,
+            buffer: vec![T::default(); len * n_slots],
             touched: vec![Vec::new(); n_slots],
-        })
-    }
-
-    pub fn n_targets(&self) -> usize {
-        self.n_targets
-    }
-
-    pub fn n_slots(&self) -> usize {
-        self.n_slots
-    }
-
-    /// The largest delay this ring accepts.
-    pub fn max_delay(&self) -> usize {
-        self.n_slots - 1
-    }
-
-    fn slot_of(&self, delay_steps: u16) -> Result<usize, RuntimeError> {
-        let d = usize::from(delay_steps);
-        if d >= self.n_slots {
-            return Err(RuntimeError::invalid(
-                "delay ring",
-                format!(
-                    "delay of {d} steps exceeds the maximum of {} the ring was built for",
-                    self.max_delay()
-                ),
-            ));
         }
-        Ok((self.current + d) % self.n_slots)
     }
 
-    /// Adds `value` to `target`'s input `delay_steps` steps from now.
+    /// The targets this part owns.
+    pub fn targets(&self) -> Range<usize> {
+        self.first..self.first + self.len
+    }
+
+    /// The slot `delay_steps` ahead of the current one; the delay must be below `n_slots`
+    /// (the ring was sized for the connectivity's largest delay, which the network checks).
     #[inline]
-    pub fn add(&mut self, target: u32, delay_steps: u16, value: T) -> Result<(), RuntimeError> {
-        let t = target as usize;
-        if t >= self.n_targets {
-            return Err(RuntimeError::invalid(
-                "delay ring",
-                format!("target {t} is outside 0..{}", self.n_targets),
-            ));
+    fn slot_ahead(&self, delay_steps: u16) -> usize {
+        let d = usize::from(delay_steps);
+        debug_assert!(d < self.n_slots, "delay {d} beyond the ring");
+        let slot = self.current + d;
+        if slot >= self.n_slots {
+            slot - self.n_slots
+        } else {
+            slot
         }
-        let slot = self.slot_of(delay_steps)?;
-        self.buffer[slot * self.n_targets + t] += value;
-        self.touched[slot].push(target);
-        Ok(())
     }
 
-    /// Delivers a spike of presynaptic neuron `pre`: each synapse of its row adds its weight to
-    /// its target with its own delay (or the projection's homogeneous delay). A per-synapse
-    /// delay beyond the ring's maximum is reported when reached, after the synapses before it
-    /// in the row were delivered; build the ring from `Connectivity::max_delay` to rule it out.
+    /// Delivers the synapses of one presynaptic row whose targets this part owns: `targets`
+    /// (global indices, all within [`Self::targets`]) with their weights and delays, the
+    /// weights and delays given for exactly these synapses.
+    #[inline]
     pub fn deliver<W: Copy + Into<T>>(
         &mut self,
-        conn: &Connectivity,
-        pre: u32,
-        weights: &[W],
-    ) -> Result<(), RuntimeError> {
-        if weights.len() as u64 != conn.n_synapses() {
-            return Err(RuntimeError::invalid(
-                "delay ring",
-                format!(
-                    "{} weights given for {} synapses",
-                    weights.len(),
-                    conn.n_synapses()
-                ),
-            ));
-        }
-        if conn.n_post() as usize > self.n_targets {
-            return Err(RuntimeError::invalid(
-                "delay ring",
-                format!(
-                    "projection has {} targets but the ring only {}",
-                    conn.n_post(),
-                    self.n_targets
-                ),
-            ));
-        }
-        let range = conn.row_range(pre);
-        let targets = &conn.targets()[range.clone()];
-        let weights = &weights[range.clone()];
-        let n = self.n_targets;
-        match conn.delays() {
-            None => {
+        targets: &[u32],
+        weights: RowWeights<'_, W>,
+        delays: RowDelays<'_>,
+    ) {
+        let first = self.first as u32;
+        let n = self.len;
+        match delays {
+            RowDelays::Homogeneous(d) => {
                 // One slot for the whole row: slice it once.
-                let index = self.slot_of(conn.max_delay())?;
+                let index = self.slot_ahead(d);
                 let slot = &mut self.buffer[index * n..index * n + n];
-                for (&t, &w) in targets.iter().zip(weights) {
-                    slot[t as usize] += w.into();
+                let touched = &mut self.touched[index];
+                match weights {
+                    RowWeights::Uniform(w) => {
+                        let w = w.into();
+                        for &t in targets {
+                            slot[(t - first) as usize] += w;
+                        }
+                    }
+                    RowWeights::PerSynapse(ws) => {
+                        for (&t, &w) in targets.iter().zip(ws) {
+                            slot[(t - first) as usize] += w.into();
+                        }
+                    }
                 }
-                self.touched[index].extend_from_slice(targets);
+                touched.extend(targets.iter().map(|&t| t - first));
             }
-            Some(delays) => {
-                for ((&t, &w), &d) in targets.iter().zip(weights).zip(&delays[range]) {
-                    let slot = self.slot_of(d)?;
-                    self.buffer[slot * n + t as usize] += w.into();
-                    self.touched[slot].push(t);
+            RowDelays::PerSynapse(ds) => {
+                for (s, (&t, &d)) in targets.iter().zip(ds).enumerate() {
+                    let w = match weights {
+                        RowWeights::Uniform(w) => w,
+                        RowWeights::PerSynapse(ws) => ws[s],
+                    };
+                    let slot = self.slot_ahead(d);
+                    let local = t - first;
+                    self.buffer[slot * n + local as usize] += w.into();
+                    self.touched[slot].push(local);
                 }
             }
         }
-        Ok(())
     }
 
-    /// As [`Self::deliver`] with every synapse of the row carrying the same weight `value`.
-    pub fn deliver_uniform(
-        &mut self,
-        conn: &Connectivity,
-        pre: u32,
-        value: T,
-    ) -> Result<(), RuntimeError> {
-        if conn.n_post() as usize > self.n_targets {
-            return Err(RuntimeError::invalid(
-                "delay ring",
-                format!(
-                    "projection has {} targets but the ring only {}",
-                    conn.n_post(),
-                    self.n_targets
-                ),
-            ));
-        }
-        let range = conn.row_range(pre);
-        let targets = &conn.targets()[range.clone()];
-        let n = self.n_targets;
-        match conn.delays() {
-            None => {
-                let index = self.slot_of(conn.max_delay())?;
-                let slot = &mut self.buffer[index * n..index * n + n];
-                for &t in targets {
-                    slot[t as usize] += value;
-                }
-                self.touched[index].extend_from_slice(targets);
-            }
-            Some(delays) => {
-                for (&t, &d) in targets.iter().zip(&delays[range]) {
-                    let slot = self.slot_of(d)?;
-                    self.buffer[slot * n + t as usize] += value;
-                    self.touched[slot].push(t);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The input of all targets for the current step.
+    /// The input of this part's targets for the current step.
     pub fn current(&self) -> &[T] {
-        let start = self.current * self.n_targets;
-        &self.buffer[start..start + self.n_targets]
+        let start = self.current * self.len;
+        &self.buffer[start..start + self.len]
     }
 
-    /// The input of one target for the current step (`None` when out of range).
-    pub fn take_current(&self, target: u32) -> Option<T> {
-        self.current().get(target as usize).copied()
-    }
-
-    /// Ends the step: clears the consumed slot so it can receive input `n_slots` steps ahead,
-    /// and makes the next slot current.
+    /// Ends the step without reading it: clears the current slot and moves to the next.
     pub fn advance(&mut self) {
-        let start = self.current * self.n_targets;
-        self.buffer[start..start + self.n_targets].fill(T::default());
+        let start = self.current * self.len;
+        self.buffer[start..start + self.len].fill(T::default());
         self.touched[self.current].clear();
         self.current = (self.current + 1) % self.n_slots;
     }
-
-    /// Bytes held by the buffers.
-    pub fn bytes(&self) -> u64 {
-        (self.buffer.len() * std::mem::size_of::<T>()) as u64
-    }
 }
 
-impl DelayRing<f64> {
-    /// Adds the current slot's input into `target` and ends the step as [`Self::advance`]
-    /// does. A target whose input is zero is left unchanged (adding `+0.0` would turn a `-0.0`
-    /// state into `+0.0`; nothing else differs), which lets sparse input touch only the targets
-    /// that received spikes, while dense input takes one pass over all targets; both give the
-    /// same bits.
+impl RingPart<f64> {
+    /// Adds the current slot's input into `target` (this part's targets, in order) and ends
+    /// the step as [`Self::advance`] does. A target whose input is zero is left unchanged
+    /// (adding `+0.0` would turn a `-0.0` state into `+0.0`; nothing else differs), which lets
+    /// sparse input touch only the targets that received spikes, while dense input takes one
+    /// pass over all targets; both give the same bits.
     pub fn drain_into(&mut self, target: &mut [f64]) {
-        let n = self.n_targets;
+        let n = self.len;
         let start = self.current * n;
         let slot = &mut self.buffer[start..start + n];
         let touched = &mut self.touched[self.current];
@@ -245,6 +177,250 @@ impl DelayRing<f64> {
         touched.clear();
         self.current = (self.current + 1) % self.n_slots;
     }
+}
+
+/// Ring buffers of pending input for `n_targets` neurons, split into parts by target range.
+#[derive(Clone, Debug)]
+pub struct DelayRing<T> {
+    n_targets: usize,
+    n_slots: usize,
+    parts: Vec<RingPart<T>>,
+}
+
+impl<T: Copy + Default + AddAssign> DelayRing<T> {
+    /// Creates zeroed buffers, in one part, for `n_targets` neurons and delays up to
+    /// `max_delay_steps`.
+    pub fn new(n_targets: usize, max_delay_steps: u16) -> Result<Self, RuntimeError> {
+        let n_slots = usize::from(max_delay_steps) + 1;
+        n_targets.checked_mul(n_slots).ok_or_else(|| {
+            RuntimeError::invalid(
+                "delay ring",
+                format!("{n_targets} targets × {n_slots} slots overflows the address space"),
+            )
+        })?;
+        Ok(DelayRing {
+            n_targets,
+            n_slots,
+            parts: vec![RingPart::new(0..n_targets, n_slots, 0)],
+        })
+    }
+
+    pub fn n_targets(&self) -> usize {
+        self.n_targets
+    }
+
+    pub fn n_slots(&self) -> usize {
+        self.n_slots
+    }
+
+    /// The largest delay this ring accepts.
+    pub fn max_delay(&self) -> usize {
+        self.n_slots - 1
+    }
+
+    /// The parts, in target order.
+    pub fn parts(&self) -> &[RingPart<T>] {
+        &self.parts
+    }
+
+    pub fn parts_mut(&mut self) -> &mut [RingPart<T>] {
+        &mut self.parts
+    }
+
+    /// Splits the ring at `bounds` (ascending, from 0 to `n_targets`): part `i` owns targets
+    /// `bounds[i]..bounds[i + 1]`. Pending input moves with its target.
+    pub fn split_at(&mut self, bounds: &[usize]) -> Result<(), RuntimeError> {
+        let valid = bounds.len() >= 2
+            && bounds[0] == 0
+            && bounds[bounds.len() - 1] == self.n_targets
+            && bounds.windows(2).all(|w| w[0] <= w[1]);
+        if !valid {
+            return Err(RuntimeError::invalid(
+                "delay ring",
+                format!(
+                    "cannot split {} targets at {bounds:?}: the bounds must rise from 0 to {}",
+                    self.n_targets, self.n_targets
+                ),
+            ));
+        }
+        let current = self.parts[0].current;
+        let same = self.parts.len() == bounds.len() - 1
+            && self.parts.iter().zip(bounds).all(|(p, &b)| p.first == b);
+        if same {
+            return Ok(());
+        }
+        let mut parts: Vec<RingPart<T>> = bounds
+            .windows(2)
+            .map(|w| RingPart::new(w[0]..w[1], self.n_slots, current))
+            .collect();
+        for old in &self.parts {
+            for slot in 0..self.n_slots {
+                for (local, &value) in old.buffer[slot * old.len..(slot + 1) * old.len]
+                    .iter()
+                    .enumerate()
+                {
+                    let t = old.first + local;
+                    let part = bounds.partition_point(|&b| b <= t) - 1;
+                    let new = &mut parts[part];
+                    new.buffer[slot * new.len + (t - new.first)] = value;
+                }
+                for &local in &old.touched[slot] {
+                    let t = old.first + local as usize;
+                    let part = bounds.partition_point(|&b| b <= t) - 1;
+                    let first = parts[part].first;
+                    parts[part].touched[slot].push((t - first) as u32);
+                }
+            }
+        }
+        self.parts = parts;
+        Ok(())
+    }
+
+    /// Adds `value` to `target`'s input `delay_steps` steps from now.
+    pub fn add(&mut self, target: u32, delay_steps: u16, value: T) -> Result<(), RuntimeError> {
+        let t = target as usize;
+        if t >= self.n_targets {
+            return Err(RuntimeError::invalid(
+                "delay ring",
+                format!("target {t} is outside 0..{}", self.n_targets),
+            ));
+        }
+        self.check_delay(delay_steps)?;
+        let part = self.part_of(t);
+        self.parts[part].deliver(
+            &[target],
+            RowWeights::Uniform(value),
+            RowDelays::Homogeneous(delay_steps),
+        );
+        Ok(())
+    }
+
+    /// Delivers a spike of presynaptic neuron `pre`: each synapse of its row adds its weight to
+    /// its target with its own delay (or the projection's homogeneous delay).
+    pub fn deliver<W: Copy + Into<T>>(
+        &mut self,
+        conn: &Connectivity,
+        pre: u32,
+        weights: RowWeights<'_, W>,
+    ) -> Result<(), RuntimeError> {
+        if let RowWeights::PerSynapse(w) = weights {
+            if w.len() as u64 != conn.n_synapses() {
+                return Err(RuntimeError::invalid(
+                    "delay ring",
+                    format!(
+                        "{} weights given for {} synapses",
+                        w.len(),
+                        conn.n_synapses()
+                    ),
+                ));
+            }
+        }
+        if conn.n_post() as usize != self.n_targets {
+            return Err(RuntimeError::invalid(
+                "delay ring",
+                format!(
+                    "projection has {} targets but the ring {}",
+                    conn.n_post(),
+                    self.n_targets
+                ),
+            ));
+        }
+        self.check_delay(conn.max_delay())?;
+        let row = conn.row_range(pre);
+        for part in &mut self.parts {
+            deliver_row_part(part, conn, row.clone(), weights);
+        }
+        Ok(())
+    }
+
+    /// The input of all targets for the current step.
+    pub fn current(&self) -> Vec<T> {
+        self.parts
+            .iter()
+            .flat_map(|p| p.current().iter().copied())
+            .collect()
+    }
+
+    /// Ends the step: clears the consumed slot so it can receive input `n_slots` steps ahead,
+    /// and makes the next slot current.
+    pub fn advance(&mut self) {
+        for part in &mut self.parts {
+            part.advance();
+        }
+    }
+
+    /// Bytes held by the buffers.
+    pub fn bytes(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| (p.buffer.len() * std::mem::size_of::<T>()) as u64)
+            .sum()
+    }
+
+    fn check_delay(&self, delay_steps: u16) -> Result<(), RuntimeError> {
+        if usize::from(delay_steps) >= self.n_slots {
+            return Err(RuntimeError::invalid(
+                "delay ring",
+                format!(
+                    "delay of {delay_steps} steps exceeds the maximum of {} the ring was built for",
+                    self.max_delay()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn part_of(&self, target: usize) -> usize {
+        self.parts.partition_point(|p| p.first + p.len <= target)
+    }
+}
+
+impl DelayRing<f64> {
+    /// Adds the current slot's input into `target` (all targets) and ends the step, part by
+    /// part (see [`RingPart::drain_into`]).
+    pub fn drain_into(&mut self, target: &mut [f64]) {
+        for part in &mut self.parts {
+            let range = part.targets();
+            let end = range.end.min(target.len());
+            let start = range.start.min(end);
+            part.drain_into(&mut target[start..end]);
+        }
+    }
+}
+
+/// Delivers the synapses `row` (a presynaptic row of `conn`, targets ascending) whose targets
+/// `part` owns. The network checked that the ring covers the connectivity's targets and
+/// delays.
+#[inline]
+pub fn deliver_row_part<T: Copy + Default + AddAssign, W: Copy + Into<T>>(
+    part: &mut RingPart<T>,
+    conn: &Connectivity,
+    row: Range<usize>,
+    weights: RowWeights<'_, W>,
+) {
+    let all = &conn.targets()[row.clone()];
+    let owned = part.targets();
+    // Rows are sorted by target, so the part's synapses are one contiguous run.
+    let (lo, hi) = if owned.start == 0 && owned.end >= conn.n_post() as usize {
+        (0, all.len())
+    } else {
+        let lo = all.partition_point(|&t| (t as usize) < owned.start);
+        let hi = lo + all[lo..].partition_point(|&t| (t as usize) < owned.end);
+        (lo, hi)
+    };
+    if lo == hi {
+        return;
+    }
+    let synapses = row.start + lo..row.start + hi;
+    let weights = match weights {
+        RowWeights::Uniform(w) => RowWeights::Uniform(w),
+        RowWeights::PerSynapse(ws) => RowWeights::PerSynapse(&ws[synapses.clone()]),
+    };
+    let delays = match conn.delays() {
+        None => RowDelays::Homogeneous(conn.max_delay()),
+        Some(ds) => RowDelays::PerSynapse(&ds[synapses]),
+    };
+    part.deliver(&all[lo..hi], weights, delays);
 }
 
 /// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths).
@@ -313,8 +489,7 @@ mod tests {
         ring.add(0, 1, 1.0).unwrap();
         ring.add(0, 1, 0.5).unwrap();
         ring.advance();
-        assert_eq!(ring.take_current(0), Some(1.5));
-        assert_eq!(ring.take_current(5), None);
+        assert_eq!(ring.current()[0], 1.5);
         assert!(ring.add(2, 1, 1.0).is_err());
         let e = ring.add(0, 3, 1.0).unwrap_err();
         assert!(e.to_string().contains("exceeds the maximum of 2"), "{e}");
@@ -367,19 +542,21 @@ mod tests {
 
         conn.set_homogeneous_delay(2);
         let mut ring: DelayRing<f64> = DelayRing::new(3, conn.max_delay()).unwrap();
-        ring.deliver(&conn, 0, &weights).unwrap();
+        ring.deliver(&conn, 0, RowWeights::PerSynapse(&weights))
+            .unwrap();
         ring.advance();
-        assert_eq!(ring.current(), &[0.0, 0.0, 0.0]);
+        assert_eq!(ring.current(), vec![0.0, 0.0, 0.0]);
         ring.advance();
-        assert_eq!(ring.current(), &[1.0, 2.0, 3.0]);
+        assert_eq!(ring.current(), vec![1.0, 2.0, 3.0]);
 
         // Target j of pre i gets delay j + 1.
         conn.set_delays(|_, post, _| post as u16 + 1);
         let mut ring: DelayRing<f64> = DelayRing::new(3, conn.max_delay()).unwrap();
-        ring.deliver(&conn, 1, &weights).unwrap();
+        ring.deliver(&conn, 1, RowWeights::PerSynapse(&weights))
+            .unwrap();
         let mut seen = Vec::new();
         for _ in 0..4 {
-            seen.push(ring.current().to_vec());
+            seen.push(ring.current());
             ring.advance();
         }
         assert_eq!(
@@ -394,7 +571,57 @@ mod tests {
 
         // A ring built too small for the projection's delays is an error, not a wrap.
         let mut small: DelayRing<f64> = DelayRing::new(3, 1).unwrap();
-        assert!(small.deliver(&conn, 0, &weights).is_err());
-        assert!(ring.deliver(&conn, 0, &weights[..2]).is_err());
+        assert!(small
+            .deliver(&conn, 0, RowWeights::PerSynapse(&weights))
+            .is_err());
+        assert!(ring
+            .deliver(&conn, 0, RowWeights::PerSynapse(&weights[..2]))
+            .is_err());
+    }
+
+    /// Delivers the same spikes (per-synapse delays and weights) into a ring in one part and
+    /// a ring split into uneven parts, part of them before the split; the drained inputs must
+    /// be bitwise equal, step after step.
+    #[test]
+    fn splitting_a_ring_changes_no_result() {
+        let spec = ProjectionSpec {
+            name: "projection 'p'".into(),
+            n_pre: 20,
+            n_post: 37,
+            seed: 5,
+            projection: 0,
+            same_population: false,
+            autapses: true,
+        };
+        let mut conn = Connectivity::bernoulli(&spec, 0.4).unwrap();
+        conn.set_delays(|pre, post, _| ((pre * 7 + post * 3) % 5) as u16);
+        let weights = conn.fill_weights_f64(|pre, post, s| {
+            0.1 * f64::from(pre) - 0.3 + s as f64 * 1e-3 + f64::from(post) * 0.01
+        });
+        let mut whole = DelayRing::<f64>::new(37, conn.max_delay()).unwrap();
+        let mut split = whole.clone();
+        let mut a = vec![0.0; 37];
+        let mut b = vec![0.0; 37];
+        for step in 0..12u32 {
+            if step == 3 {
+                split.split_at(&[0, 5, 5, 16, 30, 37]).unwrap();
+                assert_eq!(split.parts().len(), 5);
+            }
+            for pre in (0..20).filter(|p| (p + step) % 3 == 0) {
+                whole
+                    .deliver(&conn, pre, RowWeights::PerSynapse(&weights))
+                    .unwrap();
+                split
+                    .deliver(&conn, pre, RowWeights::PerSynapse(&weights))
+                    .unwrap();
+            }
+            whole.drain_into(&mut a);
+            split.drain_into(&mut b);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "step {step}");
+        }
+        assert!(a.iter().any(|&x| x != 0.0));
+        assert!(split.split_at(&[0, 40]).is_err());
+        assert!(split.split_at(&[0, 20, 10, 37]).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod memory;
 pub mod network;
 pub mod npy;
+pub mod parallel;
 pub mod record;
 pub mod rng;
 pub mod schedule;
@@ -25,4 +26,4 @@ pub use network::{Network, Node, Population, Projection, SpikeSource, VariableSp
 pub use npy::{read_csv, read_npy, write_csv, write_npy, CsvTable, NpyArray, NpyData};
 pub use record::{OutputFormat, Recorder, RunStatus, TraceDtype};
 pub use rng::{uniform, Draws, Stream};
-pub use schedule::{NativeKernel, PopulationKernel, RunStats, Simulation};
+pub use schedule::{NativeFunction, NativeKernel, PopulationKernel, RunStats, Simulation};

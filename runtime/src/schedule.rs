@@ -44,11 +44,16 @@
 //! `on pre` effects before resets, here resets happen first, so a delay-0 input to a neuron
 //! that spiked in the same step is added to its reset value rather than overwritten by it.
 //!
-//! # Determinism
+//! # Threads and determinism
 //!
-//! Everything is sequential and in fixed order (populations, sources, projections, spikes in
-//! emission order, synapses in CSR order), so floating-point sums come out the same on every
-//! run; random numbers are counter-based and keyed by seed, element and step.
+//! A [`Simulation`] runs on a fixed number of threads, each owning a contiguous range of every
+//! population: it runs the compiled kernel on its neurons and delivers and drains the input of
+//! its neurons (its part of every delay ring, reading all threads' spikes). Phases 1, 3 and 6
+//! and the interpreted kernels are thread 0's; threads meet at a barrier between phases (see
+//! `step_loop`). Every sum is taken in a fixed order (projections in order, spikes in element
+//! order, synapses in CSR order), whichever thread takes it, so floating-point results are
+//! the same on every run and for every thread count; random numbers are counter-based and
+//! keyed by seed, element and step.
 //!
 //! # Interruption
 //!
@@ -59,11 +64,18 @@
 //! further. After a successful run recording is NOT finished, because runs can be chained; the
 //! caller calls [`Network::finish_recording`] with [`RunStatus::Complete`] at the end.
 
+use std::cell::UnsafeCell;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::abi::{KernelContext, KernelFn};
+use crate::connectivity::Connectivity;
+use crate::delays::{deliver_row_part, RingPart, RowWeights};
 use crate::error::RuntimeError;
 use crate::network::{Network, Node, Population, Projection, Weights};
+use crate::parallel::{split_evenly, SpinBarrier};
 use crate::record::RunStatus;
 
 /// Updates one population for one step (phase 2 of the step loop).
@@ -78,6 +90,20 @@ pub trait PopulationKernel {
         t: f64,
         spikes: &mut Vec<u32>,
     ) -> Result<(), RuntimeError>;
+
+    /// The compiled function behind the kernel, if it is one. The scheduler then calls it
+    /// directly, on disjoint ranges of neurons from several threads, instead of `update`.
+    fn native(&self) -> Option<NativeFunction> {
+        None
+    }
+}
+
+/// A compiled kernel function with what a call needs besides the arrays.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeFunction {
+    pub function: KernelFn,
+    pub stream_key: u64,
+    pub n_arrays: usize,
 }
 
 /// A kernel compiled to native code behind the C ABI of [`crate::abi`].
@@ -101,10 +127,9 @@ impl NativeKernel {
     ///
     /// # Safety
     ///
-    /// Every call of `function` with a [`KernelContext`] built as [`PopulationKernel::update`]
-    /// builds it (`arrays` pointing to `n_arrays` pointers to arrays of at least `end`
-    /// elements, `start = 0`, `end = population size`, `spikes` pointing to room for
-    /// `end - start` u32 values and `n_spikes = 0`) must:
+    /// Every call of `function` with a [`KernelContext`] whose `arrays` point to `n_arrays`
+    /// pointers to arrays of at least `end` elements, with any `start <= end`, `spikes`
+    /// pointing to room for `end - start` u32 values and `n_spikes = 0` must:
     /// - read and write only elements `start..end` of those arrays, and the context itself;
     /// - write at most `end - start` spike indices to `spikes[0..n_spikes]`, setting
     ///   `n_spikes` to the number written;
@@ -191,6 +216,14 @@ impl PopulationKernel for NativeKernel {
         }
         Ok(())
     }
+
+    fn native(&self) -> Option<NativeFunction> {
+        Some(NativeFunction {
+            function: self.function,
+            stream_key: self.stream_key,
+            n_arrays: self.n_arrays,
+        })
+    }
 }
 
 /// What a run did.
@@ -206,6 +239,8 @@ pub struct RunStats {
     pub synaptic_events: u64,
     /// Wall time of the step loop.
     pub wall_time: Duration,
+    /// Threads that ran the steps.
+    pub threads: usize,
 }
 
 impl RunStats {
@@ -214,14 +249,12 @@ impl RunStats {
     }
 }
 
-/// Runs networks; holds the per-step scratch buffers so steps allocate nothing.
+/// Runs networks with a fixed number of threads.
 #[derive(Debug)]
 pub struct Simulation {
     /// The least wall time between two progress reports (besides the first and last).
     pub progress_interval: Duration,
-    population_spikes: Vec<Vec<u32>>,
-    source_spikes: Vec<Vec<u32>>,
-    source_cursors: Vec<usize>,
+    threads: usize,
 }
 
 impl Default for Simulation {
@@ -231,13 +264,21 @@ impl Default for Simulation {
 }
 
 impl Simulation {
+    /// A simulation on one thread.
     pub fn new() -> Self {
+        Self::with_threads(1)
+    }
+
+    /// A simulation on `threads` threads (at least 1). Results do not depend on it.
+    pub fn with_threads(threads: usize) -> Self {
         Simulation {
             progress_interval: Duration::from_millis(100),
-            population_spikes: Vec::new(),
-            source_spikes: Vec::new(),
-            source_cursors: Vec::new(),
+            threads: threads.max(1),
         }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Runs `steps` steps from `network.step`, with `kernels[p]` updating population `p`.
@@ -273,16 +314,47 @@ impl Simulation {
             ));
         }
         network.validate()?;
-        self.prepare(network);
+        for (kernel, population) in kernels.iter().zip(&network.populations) {
+            if let Some(native) = kernel.native() {
+                if native.n_arrays != population.arrays.len() {
+                    return Err(RuntimeError::invalid(
+                        format!("population '{}'", population.name),
+                        format!(
+                            "the kernel expects {} arrays but the population has {}",
+                            native.n_arrays,
+                            population.arrays.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        let threads = self.threads;
+        let bounds: Vec<Vec<usize>> = network
+            .populations
+            .iter()
+            .map(|p| split_evenly(p.size, threads))
+            .collect();
+        for projection in &mut network.projections {
+            projection.ring.split_at(&bounds[projection.post])?;
+        }
         let mut stats = RunStats {
             steps: 0,
             population_spikes: vec![0; network.populations.len()],
             source_spikes: vec![0; network.sources.len()],
             synaptic_events: 0,
             wall_time: Duration::ZERO,
+            threads,
         };
         let started = Instant::now();
-        let result = self.step_loop(network, kernels, steps, progress, &mut stats);
+        let result = step_loop(
+            network,
+            kernels,
+            &bounds,
+            steps,
+            self.progress_interval,
+            progress,
+            &mut stats,
+        );
         stats.wall_time = started.elapsed();
         match result {
             Ok(()) => Ok(stats),
@@ -295,177 +367,558 @@ impl Simulation {
             }
         }
     }
+}
 
-    /// Sizes the scratch buffers and positions each source at the current step.
-    fn prepare(&mut self, network: &Network) {
-        self.population_spikes
-            .resize_with(network.populations.len(), Vec::new);
-        for (buffer, p) in self.population_spikes.iter_mut().zip(&network.populations) {
-            buffer.clear();
-            buffer.reserve(p.size);
-        }
-        self.source_spikes
-            .resize_with(network.sources.len(), Vec::new);
-        self.source_cursors.clear();
-        self.source_cursors.extend(
-            network
-                .sources
-                .iter()
-                .map(|s| s.spikes.partition_point(|&(step, _)| step < network.step)),
-        );
+/// A pointer that threads may share because the step's phases keep their accesses apart
+/// (see [`step_loop`]).
+struct Shared<T>(*mut T);
+
+// SAFETY: see `step_loop`: between two barriers, every element behind a `Shared` pointer is
+// written by at most one thread and then not read by another.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+
+/// A value one thread writes in one phase and every thread reads in the next.
+struct PhaseCell<T>(UnsafeCell<T>);
+
+// SAFETY: see `step_loop`: the owner writes only while the others wait at a barrier or work
+// on other cells, and readers read only after the barrier that follows the write.
+unsafe impl<T: Send> Sync for PhaseCell<T> {}
+
+impl<T> PhaseCell<T> {
+    /// # Safety
+    /// No other thread accesses the cell until the next barrier.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get_mut(&self) -> &mut T {
+        // SAFETY: the caller's promise.
+        unsafe { &mut *self.0.get() }
     }
 
-    fn step_loop(
-        &mut self,
-        network: &mut Network,
-        kernels: &mut [Box<dyn PopulationKernel + '_>],
-        steps: u64,
-        progress: &mut dyn FnMut(u64, u64),
-        stats: &mut RunStats,
-    ) -> Result<(), RuntimeError> {
-        let Network {
-            dt,
-            populations,
-            sources,
-            projections,
-            inputs,
-            recording,
-            step,
+    /// # Safety
+    /// No thread writes the cell until the next barrier.
+    unsafe fn get(&self) -> &T {
+        // SAFETY: the caller's promise.
+        unsafe { &*self.0.get() }
+    }
+}
+
+/// What every thread reads during the run.
+struct StepShared<'a> {
+    dt: f64,
+    first_step: u64,
+    steps: u64,
+    threads: usize,
+    barrier: SpinBarrier,
+    failed: AtomicBool,
+    errors: Mutex<Vec<(usize, RuntimeError)>>,
+    /// Per population: the compiled kernel, when there is one.
+    natives: Vec<Option<NativeFunction>>,
+    /// Per population: its thread ranges.
+    bounds: &'a [Vec<usize>],
+    /// Per population: the population and its arrays' pointer table.
+    populations: Vec<Shared<Population>>,
+    array_tables: Vec<Vec<*mut f64>>,
+    sizes: Vec<usize>,
+    /// Per thread, per population: the spikes of the thread's range in the current step.
+    spikes: Vec<PhaseCell<Vec<Vec<u32>>>>,
+    /// Per spike source: its events of the current step (written by thread 0).
+    source_spikes: PhaseCell<Vec<Vec<u32>>>,
+    projections: Vec<ProjectionView<'a>>,
+    /// Whether thread 0 has work after the step that needs the state to itself: inputs to
+    /// apply or traces to sample (the same answer on every thread).
+    serial_after: Vec<bool>,
+}
+
+// SAFETY: the pointer tables are read-only during the run and the arrays behind them are
+// accessed as `step_loop` describes.
+unsafe impl Sync for StepShared<'_> {}
+
+/// The read-only part of a projection.
+struct ProjectionView<'a> {
+    pre: Node,
+    post: usize,
+    target_array: usize,
+    connectivity: &'a Connectivity,
+    weights: &'a Weights,
+}
+
+impl StepShared<'_> {
+    /// The pointer to population `p`; see `step_loop` for when it may be dereferenced.
+    fn population(&self, p: usize) -> *mut Population {
+        self.populations[p].0
+    }
+
+    fn fail(&self, thread: usize, error: RuntimeError) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((thread, error));
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Waits for every thread; true when some thread failed, and all must stop.
+    fn meet(&self) -> bool {
+        self.barrier.wait();
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The spikes of `node` in the current step, in element order, as slices.
+    ///
+    /// # Safety
+    /// Only between the barrier after the kernels and the next step's kernels.
+    unsafe fn spikes_of(&self, node: Node) -> impl Iterator<Item = &[u32]> {
+        let (population, source) = match node {
+            Node::Population(p) => (Some(p), None),
+            Node::Source(s) => (None, Some(s)),
+        };
+        let threads = population.map_or(0, |_| self.threads);
+        // SAFETY: the caller's promise: no thread writes spike buffers in this phase.
+        let of_threads = (0..threads)
+            .map(move |t| unsafe { self.spikes[t].get() }[population.unwrap_or(0)].as_slice());
+        let of_source = source
+            .into_iter()
+            .map(move |s| unsafe { self.source_spikes.get() }[s].as_slice());
+        of_threads.chain(of_source)
+    }
+}
+
+/// Steps the network on `bounds[p].len() - 1` threads (the calling thread is thread 0).
+///
+/// # How threads share the network
+///
+/// Thread `i` owns elements `bounds[p][i]..bounds[p][i + 1]` of every population `p`: it runs
+/// the compiled kernel on them, and it delivers, through its own part of every ring, the
+/// input of the targets among them and drains it into their arrays. A population without a
+/// compiled kernel (the interpreter, test kernels) is updated whole by thread 0. Each step
+/// has three phases separated by barriers:
+///
+/// 1. kernels (each thread its ranges, thread 0 also the spike sources' events);
+/// 2. delivery and draining (each thread its targets, reading every thread's spikes), while
+///    thread 0 also records spikes and counts them;
+/// 3. only on steps that need it (see `serial_after`), thread 0 alone samples traces and
+///    applies the next step's timed inputs while the others wait.
+///
+/// Within a phase no two threads write the same element, and no thread reads an element
+/// another writes, so the accesses through the shared pointers never race. Every target
+/// receives its inputs in the same order as on one thread (spikes in element order, synapses
+/// in row order, projections in order), so results are bitwise identical for any number of
+/// threads.
+fn step_loop(
+    network: &mut Network,
+    kernels: &mut [Box<dyn PopulationKernel + '_>],
+    bounds: &[Vec<usize>],
+    steps: u64,
+    progress_interval: Duration,
+    progress: &mut dyn FnMut(u64, u64),
+    stats: &mut RunStats,
+) -> Result<(), RuntimeError> {
+    let threads = stats.threads;
+    let first_step = network.step;
+    let Network {
+        dt,
+        populations,
+        sources,
+        projections,
+        inputs,
+        recording,
+        step,
+        ..
+    } = network;
+
+    // Every ring part, by thread, in projection order; the rest of each projection is read.
+    let mut parts_of_thread: Vec<Vec<&mut RingPart<f64>>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    let mut views = Vec::with_capacity(projections.len());
+    for projection in projections.iter_mut() {
+        let Projection {
+            pre,
+            post,
+            target_array,
+            connectivity,
+            weights,
+            ring,
             ..
-        } = network;
-        let dt = *dt;
-        let percent = (steps / 100).max(1);
-        let mut next_boundary = percent;
-        let mut last_report = Instant::now();
-        progress(0, steps);
+        } = projection;
+        views.push(ProjectionView {
+            pre: *pre,
+            post: *post,
+            target_array: *target_array,
+            connectivity,
+            weights,
+        });
+        for (t, part) in ring.parts_mut().iter_mut().enumerate() {
+            parts_of_thread[t].push(part);
+        }
+    }
 
-        for done in 1..=steps {
-            let k = *step;
-            let t = k as f64 * dt;
+    let serial_after = (0..steps)
+        .map(|i| {
+            let k = first_step + i;
+            let inputs_next = !inputs.is_empty() && i + 1 < steps;
+            let traces = recording
+                .as_ref()
+                .is_some_and(|r| r.traces.iter().any(|m| (k + 1) % m.every_steps == 0));
+            inputs_next || traces
+        })
+        .collect();
+    let sizes = populations.iter().map(|p| p.size).collect();
+    let population_ptrs: Vec<Shared<Population>> = populations
+        .iter_mut()
+        .map(|p| Shared(p as *mut Population))
+        .collect();
+    let array_tables = population_ptrs
+        .iter()
+        // SAFETY: the populations are borrowed mutably for the whole run; nothing else
+        // accesses them while the table is built.
+        .map(|p| unsafe { (*p.0).arrays.iter_mut().map(|a| a.as_mut_ptr()).collect() })
+        .collect();
+    let shared = StepShared {
+        dt: *dt,
+        first_step,
+        steps,
+        threads,
+        barrier: SpinBarrier::new(threads),
+        failed: AtomicBool::new(false),
+        errors: Mutex::new(Vec::new()),
+        natives: kernels.iter().map(|k| k.native()).collect(),
+        bounds,
+        populations: population_ptrs,
+        array_tables,
+        sizes,
+        spikes: (0..threads)
+            .map(|_| PhaseCell(UnsafeCell::new(vec![Vec::new(); bounds.len()])))
+            .collect(),
+        source_spikes: PhaseCell(UnsafeCell::new(vec![Vec::new(); sources.len()])),
+        projections: views,
+        serial_after,
+    };
 
-            // (1) Timed inputs.
-            for input in inputs.iter() {
-                input.apply(&mut populations[input.population], k)?;
-            }
-
-            // (2) Neurons, then spike sources.
-            for (p, (population, kernel)) in
-                populations.iter_mut().zip(kernels.iter_mut()).enumerate()
-            {
-                let spikes = &mut self.population_spikes[p];
-                spikes.clear();
-                kernel.update(population, k, t, spikes)?;
-                if let Some(&bad) = spikes.iter().find(|&&i| i as usize >= population.size) {
-                    return Err(RuntimeError::invalid(
-                        format!("population '{}'", population.name),
-                        format!(
-                            "the kernel emitted spike index {bad} at step {k}, outside 0..{}",
-                            population.size
-                        ),
-                    ));
+    // Thread 0's serial work: the interpreted kernels, the sources, recording, inputs.
+    let mut source_cursors: Vec<usize> = sources
+        .iter()
+        .map(|s| s.spikes.partition_point(|&(event, _)| event < first_step))
+        .collect();
+    let mut serial = |phase: Phase, k: u64, stats: &mut RunStats| -> Result<(), RuntimeError> {
+        match phase {
+            Phase::Start => {
+                for input in inputs.iter() {
+                    // SAFETY: the other threads have not started stepping yet.
+                    input.apply(unsafe { &mut *shared.population(input.population) }, k)?;
                 }
-                stats.population_spikes[p] += spikes.len() as u64;
             }
-            for (s, source) in sources.iter().enumerate() {
-                let spikes = &mut self.source_spikes[s];
-                spikes.clear();
-                let cursor = &mut self.source_cursors[s];
-                while let Some(&(event_step, index)) = source.spikes.get(*cursor) {
-                    if event_step > k {
-                        break;
-                    }
-                    if event_step == k {
-                        spikes.push(index);
-                    }
-                    *cursor += 1;
-                }
-                stats.source_spikes[s] += spikes.len() as u64;
-            }
-            let spikes_of = |node: Node| -> &[u32] {
-                match node {
-                    Node::Population(p) => &self.population_spikes[p],
-                    Node::Source(s) => &self.source_spikes[s],
-                }
-            };
-
-            // (3) Spike recording.
-            if let Some(recording) = recording.as_mut() {
-                for monitor in &recording.spikes {
-                    let spikes = spikes_of(monitor.node);
-                    if spikes.is_empty() {
+            Phase::Kernels => {
+                let t = k as f64 * shared.dt;
+                for (p, kernel) in kernels.iter_mut().enumerate() {
+                    if shared.natives[p].is_some() {
                         continue;
                     }
-                    let recorded_step = match monitor.node {
-                        Node::Population(_) => k + 1,
-                        Node::Source(_) => k,
+                    // SAFETY: phase 1: no other thread touches a population without a native
+                    // kernel, and only thread 0 writes its spike buffers.
+                    let (population, spikes) = unsafe {
+                        (
+                            &mut *shared.population(p),
+                            &mut shared.spikes[0].get_mut()[p],
+                        )
                     };
-                    recording
-                        .recorder
-                        .record_spikes(monitor.handle, recorded_step, spikes)?;
+                    spikes.clear();
+                    kernel.update(population, k, t, spikes)?;
+                    check_spikes(population, k, spikes, 0..population.size)?;
+                }
+                // SAFETY: phase 1: only thread 0 writes the source events.
+                let events = unsafe { shared.source_spikes.get_mut() };
+                for ((source, cursor), events) in
+                    sources.iter().zip(&mut source_cursors).zip(events)
+                {
+                    events.clear();
+                    while let Some(&(event_step, index)) = source.spikes.get(*cursor) {
+                        if event_step > k {
+                            break;
+                        }
+                        if event_step == k {
+                            events.push(index);
+                        }
+                        *cursor += 1;
+                    }
                 }
             }
-
-            // (4) Delivery into the rings.
-            for projection in projections.iter_mut() {
-                let spikes = spikes_of(projection.pre);
-                if spikes.is_empty() {
-                    continue;
+            Phase::Delivery => {
+                // SAFETY (all `spikes_of` below): phase 2, in which no spikes are written.
+                for (p, count) in stats.population_spikes.iter_mut().enumerate() {
+                    *count += unsafe { shared.spikes_of(Node::Population(p)) }
+                        .map(|s| s.len() as u64)
+                        .sum::<u64>();
                 }
-                let Projection {
-                    connectivity,
-                    weights,
-                    ring,
-                    ..
-                } = projection;
-                match weights {
-                    Weights::Uniform { value, .. } => {
+                for (s, count) in stats.source_spikes.iter_mut().enumerate() {
+                    *count += unsafe { shared.spikes_of(Node::Source(s)) }
+                        .map(|s| s.len() as u64)
+                        .sum::<u64>();
+                }
+                for view in &shared.projections {
+                    for spikes in unsafe { shared.spikes_of(view.pre) } {
                         for &pre in spikes {
-                            ring.deliver_uniform(connectivity, pre, *value)?;
+                            stats.synaptic_events += view.connectivity.row_range(pre).len() as u64;
                         }
                     }
-                    Weights::PerSynapse(w) => {
-                        for &pre in spikes {
-                            ring.deliver(connectivity, pre, w)?;
+                }
+                // A neuron spike of step k is recorded at (k + 1)·dt, a source event at k·dt.
+                if let Some(recording) = recording.as_mut() {
+                    for monitor in &recording.spikes {
+                        let recorded_step = match monitor.node {
+                            Node::Population(_) => k + 1,
+                            Node::Source(_) => k,
+                        };
+                        for spikes in unsafe { shared.spikes_of(monitor.node) } {
+                            if !spikes.is_empty() {
+                                recording.recorder.record_spikes(
+                                    monitor.handle,
+                                    recorded_step,
+                                    spikes,
+                                )?;
+                            }
                         }
                     }
                 }
-                for &pre in spikes {
-                    stats.synaptic_events += connectivity.row_range(pre).len() as u64;
+            }
+            Phase::AfterStep => {
+                // Traces: the state at (k + 1)·dt.
+                if let Some(recording) = recording.as_mut() {
+                    for monitor in &recording.traces {
+                        if (k + 1) % monitor.every_steps == 0 {
+                            // SAFETY: phase 3: the other threads wait at the barrier.
+                            let population = unsafe { &*shared.population(monitor.population) };
+                            recording.recorder.record_trace_scaled(
+                                monitor.handle,
+                                k + 1,
+                                &population.arrays[monitor.array],
+                                monitor.scale,
+                            )?;
+                        }
+                    }
                 }
-            }
-
-            // (5) The rings' slot of step k into the target arrays (and cleared).
-            for projection in projections.iter_mut() {
-                let target = &mut populations[projection.post].arrays[projection.target_array];
-                projection.ring.drain_into(target);
-            }
-
-            // (6) Trace recording, after the step: the state at (k + 1)·dt.
-            if let Some(recording) = recording.as_mut() {
-                for monitor in &recording.traces {
-                    if (k + 1) % monitor.every_steps == 0 {
-                        recording.recorder.record_trace_scaled(
-                            monitor.handle,
-                            k + 1,
-                            &populations[monitor.population].arrays[monitor.array],
-                            monitor.scale,
-                        )?;
+                if k + 1 < shared.first_step + shared.steps {
+                    for input in inputs.iter() {
+                        // SAFETY: phase 3: the other threads wait at the barrier.
+                        let population = unsafe { &mut *shared.population(input.population) };
+                        input.apply(population, k + 1)?;
                     }
                 }
             }
+        }
+        Ok(())
+    };
 
-            *step += 1;
-            stats.steps = done;
-            if done >= next_boundary && done < steps {
-                next_boundary = (done / percent + 1) * percent;
-                if last_report.elapsed() >= self.progress_interval {
-                    progress(done, steps);
+    let percent = (steps / 100).max(1);
+    let mut next_boundary = percent;
+    let mut last_report = Instant::now();
+    progress(0, steps);
+    if steps > 0 {
+        serial(Phase::Start, first_step, stats)?;
+    }
+
+    let mut parts_of_thread = parts_of_thread.into_iter();
+    let main_parts = parts_of_thread.next().unwrap_or_default();
+    let completed = std::thread::scope(|scope| {
+        for (t, mut parts) in parts_of_thread.enumerate() {
+            let shared = &shared;
+            scope.spawn(move || {
+                for i in 0..shared.steps {
+                    let k = shared.first_step + i;
+                    if let Err(e) = run_kernels(shared, t + 1, k) {
+                        shared.fail(t + 1, e);
+                    }
+                    if shared.meet() {
+                        return;
+                    }
+                    deliver(shared, &mut parts);
+                    if shared.meet() {
+                        return;
+                    }
+                    if shared.serial_after[i as usize] && shared.meet() {
+                        return;
+                    }
+                }
+            });
+        }
+
+        let mut parts = main_parts;
+        let mut completed = 0;
+        for i in 0..shared.steps {
+            let k = shared.first_step + i;
+            if let Err(e) =
+                run_kernels(&shared, 0, k).and_then(|()| serial(Phase::Kernels, k, stats))
+            {
+                shared.fail(0, e);
+            }
+            if shared.meet() {
+                break;
+            }
+            deliver(&shared, &mut parts);
+            if let Err(e) = serial(Phase::Delivery, k, stats) {
+                shared.fail(0, e);
+            }
+            if shared.meet() {
+                break;
+            }
+            if shared.serial_after[i as usize] {
+                if let Err(e) = serial(Phase::AfterStep, k, stats) {
+                    shared.fail(0, e);
+                }
+                if shared.meet() {
+                    break;
+                }
+            }
+            completed = i + 1;
+            stats.steps = completed;
+            if completed >= next_boundary && completed < steps {
+                next_boundary = (completed / percent + 1) * percent;
+                if last_report.elapsed() >= progress_interval {
+                    progress(completed, steps);
                     last_report = Instant::now();
                 }
             }
         }
-        progress(steps, steps);
-        Ok(())
+        completed
+    });
+    *step = first_step + completed;
+    let mut errors = shared
+        .errors
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    if !errors.is_empty() {
+        // The lowest thread's error, so the report does not depend on timing.
+        errors.sort_by_key(|(thread, _)| *thread);
+        return Err(errors.swap_remove(0).1);
+    }
+    progress(steps, steps);
+    Ok(())
+}
+
+/// The parts of a step that thread 0 does alone.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Before the first step: its timed inputs.
+    Start,
+    /// With the kernels: interpreted kernels and spike sources.
+    Kernels,
+    /// With the delivery: spike counts and spike recording.
+    Delivery,
+    /// After the step, alone: trace recording and the next step's inputs.
+    AfterStep,
+}
+
+/// Phase 1 for thread `thread`: the compiled kernels on its range of every population.
+fn run_kernels(shared: &StepShared<'_>, thread: usize, k: u64) -> Result<(), RuntimeError> {
+    let t = k as f64 * shared.dt;
+    // SAFETY: phase 1: only this thread writes its spike buffers.
+    let spikes = unsafe { shared.spikes[thread].get_mut() };
+    for (p, native) in shared.natives.iter().enumerate() {
+        let Some(native) = native else { continue };
+        let range = shared.bounds[p][thread]..shared.bounds[p][thread + 1];
+        let buffer = &mut spikes[p];
+        buffer.clear();
+        if range.is_empty() {
+            continue;
+        }
+        buffer.reserve(range.len());
+        let mut ctx = KernelContext {
+            arrays: shared.array_tables[p].as_ptr(),
+            start: range.start as u64,
+            end: range.end as u64,
+            step: k,
+            t,
+            stream_key: native.stream_key,
+            spikes: buffer.spare_capacity_mut().as_mut_ptr().cast::<u32>(),
+            n_spikes: 0,
+        };
+        // SAFETY: the pointer table holds `n_arrays` (checked in `run`) pointers to arrays of
+        // the population's size; this thread alone accesses elements `range` of them in this
+        // phase; `spikes` has room for `range.len()` entries. The creator of the kernel
+        // vouched that it stays within these bounds (`NativeKernel::new`).
+        unsafe { (native.function)(&mut ctx) };
+        let n = ctx.n_spikes;
+        let name = || {
+            // SAFETY: only the name is read, which no thread writes.
+            unsafe { &(*shared.population(p)).name }.clone()
+        };
+        if n > range.len() as u64 {
+            return Err(RuntimeError::invalid(
+                format!("population '{}'", name()),
+                format!(
+                    "the kernel reported {n} spikes at step {k} for {} neurons",
+                    range.len()
+                ),
+            ));
+        }
+        // SAFETY: `n <= range.len() <= spare capacity`, and the kernel initialised the first
+        // `n` entries.
+        unsafe { buffer.set_len(n as usize) };
+        if let Some(&bad) = buffer.iter().find(|&&i| !range.contains(&(i as usize))) {
+            buffer.clear();
+            return Err(RuntimeError::invalid(
+                format!("population '{}'", name()),
+                format!(
+                    "the kernel emitted spike index {bad} at step {k}, outside 0..{}",
+                    shared.sizes[p]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects spike indices outside `range` (a kernel's contract).
+fn check_spikes(
+    population: &Population,
+    k: u64,
+    spikes: &[u32],
+    range: Range<usize>,
+) -> Result<(), RuntimeError> {
+    match spikes.iter().find(|&&i| !range.contains(&(i as usize))) {
+        Some(&bad) => Err(RuntimeError::invalid(
+            format!("population '{}'", population.name),
+            format!(
+                "the kernel emitted spike index {bad} at step {k}, outside 0..{}",
+                population.size
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Phase 2 for thread `thread`: every spike of the step through its ring parts (one per
+/// projection, in projection order), then the parts' current slots into its targets.
+fn deliver(shared: &StepShared<'_>, parts: &mut [&mut RingPart<f64>]) {
+    for (view, part) in shared.projections.iter().zip(parts.iter_mut()) {
+        // SAFETY: phase 2: no thread writes spike buffers.
+        for spikes in unsafe { shared.spikes_of(view.pre) } {
+            for &pre in spikes {
+                let row = view.connectivity.row_range(pre);
+                let weights = match view.weights {
+                    Weights::Uniform { value, .. } => RowWeights::Uniform(*value),
+                    Weights::PerSynapse(w) => RowWeights::PerSynapse(w.as_slice()),
+                };
+                deliver_row_part(part, view.connectivity, row, weights);
+            }
+        }
+    }
+    for (view, part) in shared.projections.iter().zip(parts.iter_mut()) {
+        let targets = part.targets();
+        if targets.is_empty() {
+            continue;
+        }
+        let array = shared.array_tables[view.post][view.target_array];
+        // SAFETY: phase 2: this thread alone owns the targets `targets` of the post
+        // population (its range), and the array has the population's size.
+        let target =
+            unsafe { std::slice::from_raw_parts_mut(array.add(targets.start), targets.len()) };
+        part.drain_into(target);
     }
 }
 
@@ -1054,5 +1507,208 @@ mod tests {
         let mut kernel = unsafe { NativeKernel::new(counting_kernel, 0, 3) };
         let e = kernel.update(&mut p, 0, 0.0, &mut spikes).unwrap_err();
         assert!(e.to_string().contains("expects 3 arrays"), "{e}");
+    }
+
+    /// A leaky integrator with random drive, behind the C ABI: `v = 0.9 v + I + 0.3 u` with
+    /// `u` uniform from `snnc_random`, then `I = 0`; spikes and resets to 0 above 1.
+    extern "C" fn noisy_leaky_kernel(ctx: *mut KernelContext) {
+        // SAFETY: called by the scheduler with two arrays covering `start..end`.
+        unsafe {
+            let c = &mut *ctx;
+            let v = *c.arrays;
+            let input = *c.arrays.add(1);
+            for i in c.start..c.end {
+                let u = crate::abi::snnc_random(
+                    c.stream_key,
+                    i as u32,
+                    c.step,
+                    0,
+                    crate::abi::RANDOM_UNIFORM,
+                    0.0,
+                );
+                let (vi, ii) = (v.add(i as usize), input.add(i as usize));
+                *vi = 0.9 * *vi + *ii + 0.3 * u;
+                *ii = 0.0;
+                if *vi > 1.0 {
+                    *vi = 0.0;
+                    *c.spikes.add(c.n_spikes as usize) = i as u32;
+                    c.n_spikes += 1;
+                }
+            }
+        }
+    }
+
+    /// The same integrator as `noisy_leaky_kernel`, as a plain Rust kernel (run by thread 0).
+    struct NoisyLeaky(Stream);
+
+    impl PopulationKernel for NoisyLeaky {
+        fn update(
+            &mut self,
+            population: &mut Population,
+            step: u64,
+            _: f64,
+            spikes: &mut Vec<u32>,
+        ) -> Result<(), RuntimeError> {
+            let [v, input] = &mut population.arrays[..] else {
+                unreachable!("two arrays")
+            };
+            for i in 0..v.len() {
+                let u = self.0.uniform(i as u32, step, 0);
+                v[i] = 0.9 * v[i] + input[i] + 0.3 * u;
+                input[i] = 0.0;
+                if v[i] > 1.0 {
+                    v[i] = 0.0;
+                    spikes.push(i as u32);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A network of two compiled populations and one Rust one, with per-synapse weights and
+    /// delays, a uniform-weight projection, a spike source, a timed input and recordings, run
+    /// on 1 to 6 threads: spikes, traces, final state and statistics must be bitwise equal.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let build = |dir: &Path| {
+            let mut net = Network::new(DT, 3).unwrap();
+            for (name, size) in [("a", 61), ("b", 9), ("c", 43)] {
+                net.add_population(population(name, size)).unwrap();
+            }
+            let mut ab = Connectivity::bernoulli(&spec(61, 9), 0.5).unwrap();
+            ab.set_delays(|pre, post, _| ((pre + 2 * post) % 4) as u16);
+            let w = ab.fill_weights_f64(|pre, post, _| {
+                0.01 * f64::from(pre % 7) + 0.003 * f64::from(post)
+            });
+            net.add_projection(Projection::new("a->b", Node::Population(0), 1, ab, w, 1).unwrap())
+                .unwrap();
+            let aa = Connectivity::bernoulli(
+                &ProjectionSpec {
+                    same_population: true,
+                    ..spec(61, 61)
+                },
+                0.2,
+            )
+            .unwrap();
+            let w = aa.fill_weights_f64(|pre, post, s| {
+                0.02 - 0.001 * f64::from((pre * post) % 5) + 1e-9 * s as f64
+            });
+            net.add_projection(Projection::new("a->a", Node::Population(0), 0, aa, w, 1).unwrap())
+                .unwrap();
+            let mut ca = Connectivity::bernoulli(&spec(43, 61), 0.3).unwrap();
+            ca.set_homogeneous_delay(2);
+            net.add_projection(
+                Projection::with_uniform_weight("c->a", Node::Population(2), 0, ca, -0.05, 1)
+                    .unwrap(),
+            )
+            .unwrap();
+            let (source, _) =
+                SpikeSource::from_times("in", 5, &[1e-3, 2e-3, 2e-3, 5e-3], &[0, 4, 1, 3], DT, 400)
+                    .unwrap();
+            let s = net.add_source(source).unwrap();
+            let sc = Connectivity::all_to_all(&spec(5, 43)).unwrap();
+            let w = sc.fill_weights_f64(|pre, post, _| 0.1 + 0.01 * f64::from(pre + post));
+            net.add_projection(Projection::new("in->c", Node::Source(s), 2, sc, w, 1).unwrap())
+                .unwrap();
+            let input =
+                TimedInput::new("drive", 0, 1, vec![0.05, 0.0, 0.2], &[3], 50, 10..40).unwrap();
+            net.add_input(input).unwrap();
+            net.record_to(dir, OutputFormat::Npy).unwrap();
+            for node in [
+                Node::Population(0),
+                Node::Population(1),
+                Node::Population(2),
+                Node::Source(s),
+            ] {
+                net.record_spikes(node).unwrap();
+            }
+            net.record_trace(0, 0, &[0, 17, 60], 3, TraceDtype::F64)
+                .unwrap();
+            net.record_trace(2, 0, &[1, 42], 1, TraceDtype::F64)
+                .unwrap();
+            net
+        };
+        let mut reference = None;
+        for threads in 1..=6 {
+            let dir = temp_dir(&format!("threads-{threads}"));
+            let mut net = build(&dir);
+            // SAFETY: `noisy_leaky_kernel` touches elements start..end of its two arrays and
+            // writes at most one spike per element.
+            let native = |key| unsafe { NativeKernel::new(noisy_leaky_kernel, key, 2) };
+            let mut kernels: Vec<Box<dyn PopulationKernel>> = vec![
+                Box::new(native(Stream::new(3, 0).key())),
+                Box::new(NoisyLeaky(Stream::new(3, 1))),
+                Box::new(native(Stream::new(3, 2).key())),
+            ];
+            let mut stats = Simulation::with_threads(threads)
+                .run(&mut net, &mut kernels, 400, &mut no_progress())
+                .unwrap();
+            assert_eq!(stats.threads, threads);
+            stats.wall_time = Duration::ZERO;
+            stats.threads = 0;
+            net.finish_recording(RunStatus::Complete).unwrap();
+            let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    (
+                        path.file_name().unwrap().to_string_lossy().into_owned(),
+                        fs::read(&path).unwrap(),
+                    )
+                })
+                .collect();
+            files.sort();
+            let state: Vec<Vec<u64>> = net
+                .populations
+                .iter()
+                .flat_map(|p| {
+                    p.arrays
+                        .iter()
+                        .map(|a| a.iter().map(|x| x.to_bits()).collect())
+                })
+                .collect();
+            fs::remove_dir_all(&dir).unwrap();
+            let result = (stats, files, state);
+            match &reference {
+                None => {
+                    let (stats, files, _) = &result;
+                    assert!(stats.population_spikes.iter().all(|&n| n > 20), "{stats:?}");
+                    assert_eq!(stats.source_spikes, vec![4]);
+                    assert!(
+                        files.len() >= 9,
+                        "{:?}",
+                        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+                    );
+                    reference = Some(result);
+                }
+                Some(reference) => assert!(*reference == result, "{threads} threads differ from 1"),
+            }
+        }
+    }
+
+    /// A kernel error on any thread stops every thread, finishes the recording as
+    /// interrupted and reports the error.
+    #[test]
+    fn an_error_on_one_thread_stops_the_run() {
+        let dir = temp_dir("thread-error");
+        let mut net = Network::new(DT, 1).unwrap();
+        net.add_population(population("p", 64)).unwrap();
+        net.record_to(&dir, OutputFormat::Npy).unwrap();
+        net.record_spikes(Node::Population(0)).unwrap();
+        // SAFETY: `lying_kernel` touches no array; its bad count is caught.
+        let mut kernels: Vec<Box<dyn PopulationKernel>> =
+            vec![Box::new(unsafe { NativeKernel::new(lying_kernel, 0, 2) })];
+        let e = Simulation::with_threads(3)
+            .run(&mut net, &mut kernels, 10, &mut no_progress())
+            .unwrap_err();
+        // Thread 0 owns neurons 0..24 (a third of 64, rounded up to a multiple of 8).
+        assert!(
+            e.to_string()
+                .contains("reported 25 spikes at step 0 for 24 neurons"),
+            "{e}"
+        );
+        let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
+        assert!(manifest.contains("interrupted"), "{manifest}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -54,6 +54,10 @@ enum Command {
         /// How kernels are executed: compiled to native code, or interpreted (the reference).
         #[arg(long, value_enum, default_value_t = Backend::Jit)]
         backend: Backend,
+        /// Threads that step the network (default: one per core). Results do not depend on
+        /// it.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
         /// Print only errors.
         #[arg(long)]
         quiet: bool,
@@ -116,8 +120,13 @@ fn main() -> ExitCode {
             out,
             format,
             backend,
+            threads,
             quiet,
-        } => run(&file, &setup, &out, format, backend, quiet),
+        } => {
+            let threads =
+                threads.map_or_else(snnc_runtime::parallel::available_threads, usize::from);
+            run(&file, &setup, &out, format, backend, threads, quiet)
+        }
         Command::Ir { file, setup } => ir(&file, &setup),
     }
 }
@@ -191,6 +200,7 @@ fn run(
     out: &Path,
     format: DataFormat,
     backend: Backend,
+    threads: usize,
     quiet: bool,
 ) -> ExitCode {
     let started = Instant::now();
@@ -286,7 +296,7 @@ fn run(
             eprintln!();
         }
     };
-    let mut simulation = Simulation::new();
+    let mut simulation = Simulation::with_threads(threads);
     let stats = match simulation.run(&mut network, &mut kernels, steps, &mut progress) {
         Ok(stats) => stats,
         Err(error) => {
@@ -342,12 +352,14 @@ fn run(
         );
     }
     let _ = writeln!(summary,
-        "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s, real-time factor {:.3}",
+        "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s on {} thread{}, real-time factor {:.3}",
         (front_end + jit_time).as_secs_f64() * 1e3,
         front_end.as_secs_f64() * 1e3,
         jit_time.as_secs_f64() * 1e3,
         build_time.as_secs_f64() * 1e3,
         run_time.as_secs_f64(),
+        stats.threads,
+        if stats.threads == 1 { "" } else { "s" },
         run_time.as_secs_f64() / simulated.max(f64::MIN_POSITIVE)
     );
     let _ = writeln!(

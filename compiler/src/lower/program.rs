@@ -449,8 +449,10 @@ impl NetworkLowerer<'_> {
                         .flatten()
                         .map(|v| v.name.as_str())
                         .collect();
-                    let pop = self
-                        .lower_population(&name.name, info, size, inits, &inputs, &recorded, *span);
+                    let written = written_by_projections(items, &name.name);
+                    let pop = self.lower_population(
+                        &name.name, info, size, inits, &inputs, &recorded, written, *span,
+                    );
                     nodes.insert(&name.name, Node::Population(index));
                     program.populations.push(pop);
                 }
@@ -605,6 +607,7 @@ impl NetworkLowerer<'_> {
         inits: &[ast::Init],
         inputs: &[&ast::InputDecl],
         recorded: &[&str],
+        written_by_projections: Option<Vec<String>>,
         span: Span,
     ) -> PopulationIr {
         let mut vars: Vec<VarInfo> = Vec::new();
@@ -802,26 +805,38 @@ impl NetworkLowerer<'_> {
                 ast::InputSource::File { .. } => {}
             }
         }
+        // The countdown is a conditional store, which compiled code skips for a pair of
+        // neurons when neither is refractory: most steps of most neurons write nothing.
         let is_refractory = refractory_var.map(|var| {
             let local = builder.local();
             body.push(Stmt::Let(
                 local,
                 Expr::bin(BinOp::Gt, Expr::Var(var), Expr::c(0.0)),
             ));
-            body.push(Stmt::Store(
-                var,
-                Expr::bin(
-                    BinOp::Max,
-                    Expr::sub(Expr::Var(var), Expr::c(1.0)),
-                    Expr::c(0.0),
-                ),
+            body.push(Stmt::If(
+                Expr::Local(local),
+                vec![Stmt::Store(var, Expr::sub(Expr::Var(var), Expr::c(1.0)))],
+                Vec::new(),
             ));
             local
         });
         // `unless refractory` states are held while refractory: not integrated, and not moved by
         // inputs either (NEST discards input that arrives during the refractory period). The
         // value at the spike (after the reset) is kept in an array of its own and restored at
-        // the start of every refractory step, which drops whatever synapses added meanwhile.
+        // the start of every refractory step, which drops whatever synapses or set inputs
+        // wrote meanwhile. A state nothing writes from outside the kernel needs no copy: not
+        // integrated, it keeps its value by itself (additive inputs are masked below).
+        let set_by_inputs: Vec<&str> = inputs
+            .iter()
+            .filter(|i| !matches!(i.source, ast::InputSource::Add(_)))
+            .map(|i| i.variable.name.as_str())
+            .collect();
+        let written_from_outside = |state: &str| {
+            set_by_inputs.contains(&state)
+                || written_by_projections
+                    .as_ref()
+                    .is_none_or(|names| names.iter().any(|n| n == state))
+        };
         let mut held: Vec<(ir::VarId, ir::VarId)> = Vec::new();
         if let Some(local) = is_refractory {
             for member in &model.ast.members {
@@ -829,7 +844,10 @@ impl NetworkLowerer<'_> {
                 let Some(Expr::Var(var)) = values.get(&ode.var.name).cloned() else {
                     continue;
                 };
-                if !ode.unless_refractory || held.iter().any(|(v, _)| *v == var) {
+                if !ode.unless_refractory
+                    || held.iter().any(|(v, _)| *v == var)
+                    || !written_from_outside(&ode.var.name)
+                {
                     continue;
                 }
                 let info = vars[var as usize].clone();
@@ -1540,4 +1558,28 @@ pub fn print(program: &Program) -> String {
         }
     }
     out
+}
+
+/// The states of population `population` that projections onto it add to (their `target`),
+/// or `None` when some projection onto it does not name its target (then any state may be).
+fn written_by_projections(items: &[NetItem], population: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for item in items {
+        let NetItem::Projection(projection) = item else {
+            continue;
+        };
+        if !projection.targets.iter().any(|t| t.name.name == population) {
+            continue;
+        }
+        let target = projection
+            .inits
+            .iter()
+            .find(|i| i.name.name == "target")
+            .and_then(|i| match &i.value.kind {
+                ExprKind::Name(n) => Some(n.name.clone()),
+                _ => None,
+            })?;
+        names.push(target);
+    }
+    Some(names)
 }
