@@ -431,9 +431,10 @@ struct StepShared<'a> {
     /// Per spike source: its events of the current step (written by thread 0).
     source_spikes: PhaseCell<Vec<Vec<u32>>>,
     projections: Vec<ProjectionView<'a>>,
-    /// Whether thread 0 has work after the step that needs the state to itself: inputs to
-    /// apply or traces to sample (the same answer on every thread).
-    serial_after: Vec<bool>,
+    /// Whether the network has timed inputs, and the sampling interval of every trace: what
+    /// decides whether thread 0 has work after a step (see [`Self::serial_after`]).
+    has_inputs: bool,
+    trace_intervals: Vec<u64>,
 }
 
 // SAFETY: the pointer tables are read-only during the run and the arrays behind them are
@@ -450,6 +451,17 @@ struct ProjectionView<'a> {
 }
 
 impl StepShared<'_> {
+    /// Whether thread 0 has work after step `first_step + i` that needs the state to itself
+    /// (the next step's timed inputs, or traces to sample); the same answer on every thread.
+    fn serial_after(&self, i: u64) -> bool {
+        let k = self.first_step + i;
+        (self.has_inputs && i + 1 < self.steps)
+            || self
+                .trace_intervals
+                .iter()
+                .any(|every| (k + 1) % every == 0)
+    }
+
     /// The pointer to population `p`; see `step_loop` for when it may be dereferenced.
     fn population(&self, p: usize) -> *mut Population {
         self.populations[p].0
@@ -502,7 +514,7 @@ impl StepShared<'_> {
 /// 1. kernels (each thread its ranges, thread 0 also the spike sources' events);
 /// 2. delivery and draining (each thread its targets, reading every thread's spikes), while
 ///    thread 0 also records spikes and counts them;
-/// 3. only on steps that need it (see `serial_after`), thread 0 alone samples traces and
+/// 3. only on steps that need it (see `StepShared::serial_after`), thread 0 alone samples traces and
 ///    applies the next step's timed inputs while the others wait.
 ///
 /// Within a phase no two threads write the same element, and no thread reads an element
@@ -558,16 +570,9 @@ fn step_loop(
         }
     }
 
-    let serial_after = (0..steps)
-        .map(|i| {
-            let k = first_step + i;
-            let inputs_next = !inputs.is_empty() && i + 1 < steps;
-            let traces = recording
-                .as_ref()
-                .is_some_and(|r| r.traces.iter().any(|m| (k + 1) % m.every_steps == 0));
-            inputs_next || traces
-        })
-        .collect();
+    let trace_intervals = recording.as_ref().map_or_else(Vec::new, |r| {
+        r.traces.iter().map(|m| m.every_steps).collect()
+    });
     let sizes = populations.iter().map(|p| p.size).collect();
     let population_ptrs: Vec<Shared<Population>> = populations
         .iter_mut()
@@ -597,7 +602,8 @@ fn step_loop(
             .collect(),
         source_spikes: PhaseCell(UnsafeCell::new(vec![Vec::new(); sources.len()])),
         projections: views,
-        serial_after,
+        has_inputs: !inputs.is_empty(),
+        trace_intervals,
     };
 
     // Thread 0's serial work: the interpreted kernels, the sources, recording, inputs.
@@ -740,7 +746,7 @@ fn step_loop(
                     if shared.meet() {
                         return;
                     }
-                    if shared.serial_after[i as usize] && shared.meet() {
+                    if shared.serial_after(i) && shared.meet() {
                         return;
                     }
                 }
@@ -766,7 +772,7 @@ fn step_loop(
             if shared.meet() {
                 break;
             }
-            if shared.serial_after[i as usize] {
+            if shared.serial_after(i) {
                 if let Err(e) = serial(Phase::AfterStep, k, stats) {
                     shared.fail(0, e);
                 }
