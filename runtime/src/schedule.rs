@@ -426,10 +426,15 @@ struct StepShared<'a> {
     populations: Vec<Shared<Population>>,
     array_tables: Vec<Vec<*mut f64>>,
     sizes: Vec<usize>,
-    /// Per thread, per population: the spikes of the thread's range in the current step.
+    /// Per step parity, per thread, per population: the spikes of the thread's range in the
+    /// step (index `parity * threads + thread`). Two sets, so that a thread may start the
+    /// kernels of step k + 1 while another still delivers the spikes of step k.
     spikes: Vec<PhaseCell<Vec<Vec<u32>>>>,
-    /// Per spike source: its events of the current step (written by thread 0).
-    source_spikes: PhaseCell<Vec<Vec<u32>>>,
+    /// Per step parity, per spike source: its events of the step (written by thread 0).
+    source_spikes: [PhaseCell<Vec<Vec<u32>>>; 2],
+    /// Whether thread 0 updates some population whole (a kernel without compiled code): then
+    /// every thread must finish delivering into it before the next step's kernels start.
+    barrier_after_delivery: bool,
     projections: Vec<ProjectionView<'a>>,
     /// Whether the network has timed inputs, and the sampling interval of every trace: what
     /// decides whether thread 0 has work after a step (see [`Self::serial_after`]).
@@ -475,28 +480,36 @@ impl StepShared<'_> {
         self.failed.store(true, Ordering::Release);
     }
 
+    /// The spike buffers of `thread` for step `k`.
+    fn spike_cell(&self, thread: usize, k: u64) -> &PhaseCell<Vec<Vec<u32>>> {
+        &self.spikes[(k % 2) as usize * self.threads + thread]
+    }
+
     /// Waits for every thread; true when some thread failed, and all must stop.
     fn meet(&self) -> bool {
         self.barrier.wait();
         self.failed.load(Ordering::Acquire)
     }
 
-    /// The spikes of `node` in the current step, in element order, as slices.
+    /// The spikes of `node` in step `k`, in element order, as slices.
     ///
     /// # Safety
-    /// Only between the barrier after the kernels and the next step's kernels.
-    unsafe fn spikes_of(&self, node: Node) -> impl Iterator<Item = &[u32]> {
+    /// Only between the barrier after the kernels of step `k` and the kernels of step `k + 2`.
+    unsafe fn spikes_of(&self, node: Node, k: u64) -> impl Iterator<Item = &[u32]> {
         let (population, source) = match node {
             Node::Population(p) => (Some(p), None),
             Node::Source(s) => (None, Some(s)),
         };
         let threads = population.map_or(0, |_| self.threads);
         // SAFETY: the caller's promise: no thread writes spike buffers in this phase.
-        let of_threads = (0..threads)
-            .map(move |t| unsafe { self.spikes[t].get() }[population.unwrap_or(0)].as_slice());
-        let of_source = source
-            .into_iter()
-            .map(move |s| unsafe { self.source_spikes.get() }[s].as_slice());
+        let of_threads = (0..threads).map(move |t| {
+            let buffers = unsafe { self.spike_cell(t, k).get() };
+            buffers[population.unwrap_or(0)].as_slice()
+        });
+        let of_source = source.into_iter().map(move |s| {
+            let events = unsafe { self.source_spikes[(k % 2) as usize].get() };
+            events[s].as_slice()
+        });
         of_threads.chain(of_source)
     }
 }
@@ -508,14 +521,21 @@ impl StepShared<'_> {
 /// Thread `i` owns elements `bounds[p][i]..bounds[p][i + 1]` of every population `p`: it runs
 /// the compiled kernel on them, and it delivers, through its own part of every ring, the
 /// input of the targets among them and drains it into their arrays. A population without a
-/// compiled kernel (the interpreter, test kernels) is updated whole by thread 0. Each step
-/// has three phases separated by barriers:
+/// compiled kernel (the interpreter, test kernels) is updated whole by thread 0. A step has
+/// up to three phases:
 ///
-/// 1. kernels (each thread its ranges, thread 0 also the spike sources' events);
+/// 1. kernels (each thread its ranges, thread 0 also the spike sources' events), then a
+///    barrier: every spike of the step is known;
 /// 2. delivery and draining (each thread its targets, reading every thread's spikes), while
 ///    thread 0 also records spikes and counts them;
-/// 3. only on steps that need it (see `StepShared::serial_after`), thread 0 alone samples traces and
-///    applies the next step's timed inputs while the others wait.
+/// 3. only on steps that need it (see [`StepShared::serial_after`]), a barrier, thread 0 alone
+///    samples traces and applies the next step's timed inputs, and a barrier.
+///
+/// Otherwise a thread goes straight from its phase 2 to the next step's phase 1: it touches
+/// only its own ranges there, and spikes are double-buffered by step parity, so the next
+/// kernels never overwrite spikes another thread is still delivering. The exception is a
+/// population updated whole by thread 0, which must wait for every thread's delivery into it
+/// (`barrier_after_delivery`).
 ///
 /// Within a phase no two threads write the same element, and no thread reads an element
 /// another writes, so the accesses through the shared pointers never race. Every target
@@ -574,6 +594,7 @@ fn step_loop(
         r.traces.iter().map(|m| m.every_steps).collect()
     });
     let sizes = populations.iter().map(|p| p.size).collect();
+    let natives: Vec<Option<NativeFunction>> = kernels.iter().map(|k| k.native()).collect();
     let population_ptrs: Vec<Shared<Population>> = populations
         .iter_mut()
         .map(|p| Shared(p as *mut Population))
@@ -592,15 +613,16 @@ fn step_loop(
         barrier: SpinBarrier::new(threads),
         failed: AtomicBool::new(false),
         errors: Mutex::new(Vec::new()),
-        natives: kernels.iter().map(|k| k.native()).collect(),
+        natives: natives.clone(),
         bounds,
         populations: population_ptrs,
         array_tables,
         sizes,
-        spikes: (0..threads)
+        spikes: (0..2 * threads)
             .map(|_| PhaseCell(UnsafeCell::new(vec![Vec::new(); bounds.len()])))
             .collect(),
-        source_spikes: PhaseCell(UnsafeCell::new(vec![Vec::new(); sources.len()])),
+        source_spikes: [0, 1].map(|_| PhaseCell(UnsafeCell::new(vec![Vec::new(); sources.len()]))),
+        barrier_after_delivery: natives.iter().any(Option::is_none),
         projections: views,
         has_inputs: !inputs.is_empty(),
         trace_intervals,
@@ -630,7 +652,7 @@ fn step_loop(
                     let (population, spikes) = unsafe {
                         (
                             &mut *shared.population(p),
-                            &mut shared.spikes[0].get_mut()[p],
+                            &mut shared.spike_cell(0, k).get_mut()[p],
                         )
                     };
                     spikes.clear();
@@ -638,7 +660,7 @@ fn step_loop(
                     check_spikes(population, k, spikes, 0..population.size)?;
                 }
                 // SAFETY: phase 1: only thread 0 writes the source events.
-                let events = unsafe { shared.source_spikes.get_mut() };
+                let events = unsafe { shared.source_spikes[(k % 2) as usize].get_mut() };
                 for ((source, cursor), events) in
                     sources.iter().zip(&mut source_cursors).zip(events)
                 {
@@ -657,17 +679,17 @@ fn step_loop(
             Phase::Delivery => {
                 // SAFETY (all `spikes_of` below): phase 2, in which no spikes are written.
                 for (p, count) in stats.population_spikes.iter_mut().enumerate() {
-                    *count += unsafe { shared.spikes_of(Node::Population(p)) }
+                    *count += unsafe { shared.spikes_of(Node::Population(p), k) }
                         .map(|s| s.len() as u64)
                         .sum::<u64>();
                 }
                 for (s, count) in stats.source_spikes.iter_mut().enumerate() {
-                    *count += unsafe { shared.spikes_of(Node::Source(s)) }
+                    *count += unsafe { shared.spikes_of(Node::Source(s), k) }
                         .map(|s| s.len() as u64)
                         .sum::<u64>();
                 }
                 for view in &shared.projections {
-                    for spikes in unsafe { shared.spikes_of(view.pre) } {
+                    for spikes in unsafe { shared.spikes_of(view.pre, k) } {
                         for &pre in spikes {
                             stats.synaptic_events += view.connectivity.row_range(pre).len() as u64;
                         }
@@ -680,7 +702,7 @@ fn step_loop(
                             Node::Population(_) => k + 1,
                             Node::Source(_) => k,
                         };
-                        for spikes in unsafe { shared.spikes_of(monitor.node) } {
+                        for spikes in unsafe { shared.spikes_of(monitor.node, k) } {
                             if !spikes.is_empty() {
                                 recording.recorder.record_spikes(
                                     monitor.handle,
@@ -742,12 +764,15 @@ fn step_loop(
                     if shared.meet() {
                         return;
                     }
-                    deliver(shared, &mut parts);
-                    if shared.meet() {
-                        return;
-                    }
-                    if shared.serial_after(i) && shared.meet() {
-                        return;
+                    deliver(shared, k, &mut parts);
+                    if shared.barrier_after_delivery || shared.serial_after(i) {
+                        if shared.meet() {
+                            return;
+                        }
+                        // Thread 0 works alone here (phase 3), when it has work.
+                        if shared.serial_after(i) && shared.meet() {
+                            return;
+                        }
                     }
                 }
             });
@@ -765,20 +790,26 @@ fn step_loop(
             if shared.meet() {
                 break;
             }
-            deliver(&shared, &mut parts);
+            deliver(&shared, k, &mut parts);
             if let Err(e) = serial(Phase::Delivery, k, stats) {
                 shared.fail(0, e);
             }
-            if shared.meet() {
-                break;
-            }
-            if shared.serial_after(i) {
-                if let Err(e) = serial(Phase::AfterStep, k, stats) {
-                    shared.fail(0, e);
-                }
+            if shared.barrier_after_delivery || shared.serial_after(i) {
                 if shared.meet() {
                     break;
                 }
+                if shared.serial_after(i) {
+                    if let Err(e) = serial(Phase::AfterStep, k, stats) {
+                        shared.fail(0, e);
+                    }
+                    if shared.meet() {
+                        break;
+                    }
+                }
+            }
+            if shared.failed.load(Ordering::Acquire) {
+                // Found at the next barrier by every thread; this step did not complete.
+                continue;
             }
             completed = i + 1;
             stats.steps = completed;
@@ -823,7 +854,7 @@ enum Phase {
 fn run_kernels(shared: &StepShared<'_>, thread: usize, k: u64) -> Result<(), RuntimeError> {
     let t = k as f64 * shared.dt;
     // SAFETY: phase 1: only this thread writes its spike buffers.
-    let spikes = unsafe { shared.spikes[thread].get_mut() };
+    let spikes = unsafe { shared.spike_cell(thread, k).get_mut() };
     for (p, native) in shared.natives.iter().enumerate() {
         let Some(native) = native else { continue };
         let range = shared.bounds[p][thread]..shared.bounds[p][thread + 1];
@@ -900,10 +931,10 @@ fn check_spikes(
 
 /// Phase 2 for thread `thread`: every spike of the step through its ring parts (one per
 /// projection, in projection order), then the parts' current slots into its targets.
-fn deliver(shared: &StepShared<'_>, parts: &mut [&mut RingPart<f64>]) {
+fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
     for (view, part) in shared.projections.iter().zip(parts.iter_mut()) {
         // SAFETY: phase 2: no thread writes spike buffers.
-        for spikes in unsafe { shared.spikes_of(view.pre) } {
+        for spikes in unsafe { shared.spikes_of(view.pre, k) } {
             for &pre in spikes {
                 let row = view.connectivity.row_range(pre);
                 let weights = match view.weights {
@@ -1571,11 +1602,18 @@ mod tests {
         }
     }
 
-    /// A network of two compiled populations and one Rust one, with per-synapse weights and
-    /// delays, a uniform-weight projection, a spike source, a timed input and recordings, run
-    /// on 1 to 6 threads: spikes, traces, final state and statistics must be bitwise equal.
+    /// A network of three populations (all compiled, or one of them a Rust kernel, which
+    /// thread 0 runs whole), with per-synapse weights and delays, a uniform-weight projection,
+    /// a spike source, a timed input and recordings, run on 1 to 6 threads: spikes, traces,
+    /// final state and statistics must be bitwise equal.
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
+        for mixed in [false, true] {
+            results_do_not_depend_on_the_thread_count_with(mixed);
+        }
+    }
+
+    fn results_do_not_depend_on_the_thread_count_with(mixed: bool) {
         let build = |dir: &Path| {
             let mut net = Network::new(DT, 3).unwrap();
             for (name, size) in [("a", 61), ("b", 9), ("c", 43)] {
@@ -1636,14 +1674,18 @@ mod tests {
         };
         let mut reference = None;
         for threads in 1..=6 {
-            let dir = temp_dir(&format!("threads-{threads}"));
+            let dir = temp_dir(&format!("threads-{threads}-{mixed}"));
             let mut net = build(&dir);
             // SAFETY: `noisy_leaky_kernel` touches elements start..end of its two arrays and
             // writes at most one spike per element.
             let native = |key| unsafe { NativeKernel::new(noisy_leaky_kernel, key, 2) };
             let mut kernels: Vec<Box<dyn PopulationKernel>> = vec![
                 Box::new(native(Stream::new(3, 0).key())),
-                Box::new(NoisyLeaky(Stream::new(3, 1))),
+                if mixed {
+                    Box::new(NoisyLeaky(Stream::new(3, 1)))
+                } else {
+                    Box::new(native(Stream::new(3, 1).key()))
+                },
                 Box::new(native(Stream::new(3, 2).key())),
             ];
             let mut stats = Simulation::with_threads(threads)
@@ -1687,7 +1729,10 @@ mod tests {
                     );
                     reference = Some(result);
                 }
-                Some(reference) => assert!(*reference == result, "{threads} threads differ from 1"),
+                Some(reference) => assert!(
+                    *reference == result,
+                    "{threads} threads differ from 1 (mixed: {mixed})"
+                ),
             }
         }
     }
