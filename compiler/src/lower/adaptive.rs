@@ -113,6 +113,9 @@ const EC: [f64; 5] = [
 const SAFETY: f64 = 0.9;
 const REJECT_ABOVE: f64 = 1.1;
 const GROW_BELOW: f64 = 0.5;
+/// Below this error ratio the growth factor `0.9·r^(-1/5)` exceeds its cap of 5 (the exact
+/// bound is (0.9/5)^5 = 1.8896e-4; this one is safely inside it).
+const GROW_CAPPED_BELOW: f64 = 1.8e-4;
 /// The order of the embedded error estimate, which sets the exponents `1/4` and `1/5`.
 const ORDER: f64 = 4.0;
 
@@ -239,38 +242,52 @@ pub fn integrate_rkf45(
         builder,
         b,
     );
+    // Shrinking needs a power, computed only when the error is too large (a select whose arm
+    // calls out is a branch in compiled code).
+    let too_large = let_local(bin(BinOp::Gt, ratio.clone(), c(REJECT_ABOVE)), builder, b);
     let shrink = let_local(
-        Expr::mul(
-            h.clone(),
-            bin(
-                BinOp::Max,
-                Expr::div(c(SAFETY), bin(BinOp::Pow, ratio.clone(), c(1.0 / ORDER))),
-                c(0.2),
+        Expr::select(
+            too_large.clone(),
+            Expr::mul(
+                h.clone(),
+                bin(
+                    BinOp::Max,
+                    Expr::div(c(SAFETY), bin(BinOp::Pow, ratio.clone(), c(1.0 / ORDER))),
+                    c(0.2),
+                ),
             ),
+            h.clone(),
         ),
         builder,
         b,
     );
+    // Growth is capped at 5, which 0.9·r^(-1/5) reaches for r <= (0.9/5)^5 = 1.8896e-4; below
+    // 1.8e-4 (the usual case at rest) the factor is 5 without computing the power, and the
+    // result is the same as with it.
     let grow = Expr::mul(
         h.clone(),
-        bin(
-            BinOp::Max,
+        Expr::select(
+            bin(BinOp::Lt, ratio.clone(), c(GROW_CAPPED_BELOW)),
+            c(5.0),
             bin(
-                BinOp::Min,
-                Expr::div(
-                    c(SAFETY),
-                    bin(BinOp::Pow, ratio.clone(), c(1.0 / (ORDER + 1.0))),
+                BinOp::Max,
+                bin(
+                    BinOp::Min,
+                    Expr::div(
+                        c(SAFETY),
+                        bin(BinOp::Pow, ratio.clone(), c(1.0 / (ORDER + 1.0))),
+                    ),
+                    c(5.0),
                 ),
-                c(5.0),
+                c(1.0),
             ),
-            c(1.0),
         ),
     );
     // Rejected: the error is too large, and the smaller size would still move time.
     let reject = let_local(
         bin(
             BinOp::And,
-            bin(BinOp::Gt, ratio.clone(), c(REJECT_ABOVE)),
+            too_large,
             bin(
                 BinOp::And,
                 bin(BinOp::Lt, shrink.clone(), h.clone()),

@@ -1366,7 +1366,8 @@ mod tests {
                 hold: Some(Expr::bin(BinOp::Gt, var(1), c(0.5))),
             },
         ];
-        for method in Method::ALL {
+        // (rkf45 is emitted by `adaptive`, whose sub-steps see the hold at each sub-step.)
+        for method in Method::ALL.into_iter().filter(|m| *m != Method::Rkf45) {
             let mut sim = Sim::new(&["x", "y"], &[0.0, 0.45], &odes, Some(method), 0.1);
             sim.step();
             assert!(
