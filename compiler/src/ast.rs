@@ -111,9 +111,10 @@ pub enum Member {
     },
     /// `dv/dt = rhs [unless refractory]`
     Ode(Ode),
-    /// `method = rk4`
+    /// `method = rk4`, or with named arguments: `method = rkf45(atol = 1e-6)`
     Method {
         method: Ident,
+        args: Vec<Arg>,
         span: Span,
     },
     /// `spike when v > v_th`

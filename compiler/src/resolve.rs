@@ -337,7 +337,90 @@ pub const RANDOM_FUNCTIONS: &[&str] = &[
     "poisson",
 ];
 
-pub const METHODS: &[&str] = &["exact", "exp_euler", "euler", "rk2", "rk4"];
+pub const METHODS: &[&str] = &["exact", "exp_euler", "euler", "rk2", "rk4", "rkf45"];
+
+/// Checks the arguments of `method = name(...)`: only `rkf45` takes any, each named once from
+/// [`RKF45_ARGS`], each a non-negative number literal, and not all of them zero.
+fn check_method_args(name: &ast::Ident, args: &[ast::Arg], diagnostics: &mut Vec<Diagnostic>) {
+    if args.is_empty() || !METHODS.contains(&name.name.as_str()) {
+        return;
+    }
+    if name.name != "rkf45" {
+        let span = args[0].name.as_ref().map_or(args[0].value.span, |n| n.span);
+        diagnostics.push(
+            Diagnostic::error(format!("method `{}` takes no arguments", name.name))
+                .primary(span, "unexpected argument")
+                .note("only `rkf45` takes arguments: its error tolerances"),
+        );
+        return;
+    }
+    let mut seen: Vec<(&str, Span)> = Vec::new();
+    let mut all_zero = true;
+    for arg in args {
+        let Some(arg_name) = &arg.name else {
+            diagnostics.push(
+                Diagnostic::error("the arguments of `rkf45` are named")
+                    .primary(arg.value.span, "name this argument")
+                    .help(format!(
+                        "write one of {}, as in `rkf45(atol = 1e-6)`",
+                        RKF45_ARGS.join(", ")
+                    )),
+            );
+            continue;
+        };
+        if !RKF45_ARGS.contains(&arg_name.name.as_str()) {
+            let mut d = Diagnostic::error(format!("`rkf45` has no argument `{}`", arg_name.name))
+                .primary(arg_name.span, "unknown argument");
+            d = match did_you_mean(&arg_name.name, RKF45_ARGS.iter().copied()) {
+                Some(best) => d.help(format!("did you mean `{best}`?")),
+                None => d,
+            };
+            diagnostics.push(d.note(
+                "its arguments are: atol (absolute error per sub-step, in each state's declared \
+                 unit), rtol (relative to the state's value), rtol_dydt (relative to the \
+                 state's change over the sub-step, h·|dy/dt|)",
+            ));
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == arg_name.name) {
+            diagnostics.push(
+                Diagnostic::error(format!("`{}` is given twice", arg_name.name))
+                    .primary(arg_name.span, "again here")
+                    .secondary(*first, "first here"),
+            );
+            continue;
+        }
+        seen.push((&arg_name.name, arg_name.span));
+        match arg.value.kind {
+            ast::ExprKind::Number(v) if v.is_finite() && v >= 0.0 => all_zero &= v == 0.0,
+            _ => {
+                // Reported here, so not again as a missing tolerance.
+                all_zero = false;
+                diagnostics.push(
+                Diagnostic::error(format!(
+                    "`{}` must be a non-negative number without a unit",
+                    arg_name.name
+                ))
+                .primary(arg.value.span, "not a non-negative number")
+                .note("tolerances are dimensionless: each applies to a state in its declared unit"),
+                );
+            }
+        }
+    }
+    // Tolerances not given keep their defaults (atol = 1e-6, the others 0), so only given
+    // tolerances that are all zero and include atol leave no tolerance at all.
+    if all_zero && seen.iter().any(|(n, _)| *n == "atol") {
+        diagnostics.push(
+            Diagnostic::error("`rkf45` needs a positive tolerance")
+                .primary(name.span, "every tolerance is zero")
+                .note("with all tolerances zero no sub-step could ever be accepted"),
+        );
+    }
+}
+
+/// The named arguments of `method = rkf45(...)`: error tolerances, dimensionless numbers
+/// applied to each state in its declared unit (see `lower/adaptive.rs`).
+pub const RKF45_ARGS: &[&str] = &["atol", "rtol", "rtol_dydt"];
 
 /// Builds symbol tables for every model and checks names everywhere.
 pub fn resolve(graph: &ModuleGraph) -> (Resolved, Vec<Diagnostic>) {
@@ -853,7 +936,12 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                 }
                 scope.check_expr(&ode.rhs, Use::Anywhere, diagnostics);
             }
-            Member::Method { method: name, span } => {
+            Member::Method {
+                method: name,
+                args,
+                span,
+            } => {
+                check_method_args(name, args, diagnostics);
                 if let Some(previous) = method.replace(*span) {
                     diagnostics.push(
                         Diagnostic::error("the integration method is given twice")

@@ -220,12 +220,18 @@ fn stmt() -> impl Strategy<Value = Stmt> {
         1 => Just(Stmt::Spike),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
-        (
-            expr(),
-            proptest::collection::vec(inner.clone(), 0..4),
-            proptest::collection::vec(inner, 0..3),
-        )
-            .prop_map(|(c, a, b)| Stmt::If(c, a, b))
+        prop_oneof![
+            3 => (
+                expr(),
+                proptest::collection::vec(inner.clone(), 0..4),
+                proptest::collection::vec(inner.clone(), 0..3),
+            )
+                .prop_map(|(c, a, b)| Stmt::If(c, a, b)),
+            // Bounded loops: the condition usually reads arrays the body stores, so trip
+            // counts vary per element (and such kernels take the scalar path).
+            1 => (expr(), 0..5u32, proptest::collection::vec(inner, 0..4))
+                .prop_map(|(cond, max_iterations, body)| Stmt::While { cond, max_iterations, body }),
+        ]
     })
 }
 
@@ -453,6 +459,47 @@ fn lif_population_for_1000_steps() {
 
 // ---------------------------------------------------------------------------------------------
 // Compile time.
+
+/// A counting loop whose trip count differs per element (element i runs min(i, 5) times,
+/// the bound cuts it), with a spike from inside the body and a value cached before the loop
+/// and read after it.
+#[test]
+fn data_dependent_loop() {
+    use Expr as E;
+    let body = vec![
+        Stmt::Store(1, E::c(0.0)),
+        Stmt::Let(0, E::Var(2)),
+        Stmt::While {
+            cond: E::bin(BinOp::Lt, E::Var(1), E::Index),
+            max_iterations: 5,
+            body: vec![
+                Stmt::Store(1, E::add(E::Var(1), E::c(1.0))),
+                Stmt::Store(0, E::add(E::Var(0), E::mul(E::Var(1), E::Local(0)))),
+                Stmt::If(
+                    E::bin(BinOp::Ge, E::Var(1), E::c(3.0)),
+                    vec![Stmt::Spike],
+                    vec![],
+                ),
+            ],
+        },
+        Stmt::Store(2, E::add(E::Var(2), E::Var(1))),
+    ];
+    let k = kernel("loop", 3, 1, 0, body);
+    let arrays = vec![vec![0.5; 9], vec![0.0; 9], (0..9).map(f64::from).collect()];
+    let info = StepInfo {
+        step: 0,
+        t: 0.0,
+        seed: 1,
+        stream: 0,
+    };
+    compare(&k, &arrays, 0, 9, &[info, info]).unwrap();
+    // And the interpreter counts as the loop says.
+    let mut a = arrays.clone();
+    let mut spikes = Vec::new();
+    interp::run(&k, &mut as_slices(&mut a), 0, 9, info, &mut spikes);
+    assert_eq!(a[1], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]);
+    assert_eq!(spikes, vec![3, 4, 5, 6, 7, 8]);
+}
 
 #[test]
 fn compile_time_of_a_50_statement_kernel() {

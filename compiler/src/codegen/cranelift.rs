@@ -252,7 +252,7 @@ fn validate(kernel: &Kernel) -> Result<(), String> {
             }
             check_expr(e);
         }
-        Stmt::If(c, _, _) => check_expr(c),
+        Stmt::If(c, _, _) | Stmt::While { cond: c, .. } => check_expr(c),
         Stmt::Spike => {}
     });
     match err.or(bad_target) {
@@ -265,9 +265,13 @@ fn validate(kernel: &Kernel) -> Result<(), String> {
 fn walk<'k>(stmts: &'k [Stmt], f: &mut dyn FnMut(&'k Stmt)) {
     for s in stmts {
         f(s);
-        if let Stmt::If(_, a, b) = s {
-            walk(a, f);
-            walk(b, f);
+        match s {
+            Stmt::If(_, a, b) => {
+                walk(a, f);
+                walk(b, f);
+            }
+            Stmt::While { body, .. } => walk(body, f),
+            _ => {}
         }
     }
 }
@@ -275,7 +279,9 @@ fn walk<'k>(stmts: &'k [Stmt], f: &mut dyn FnMut(&'k Stmt)) {
 /// Calls `f` on every expression of the statements.
 fn walk_exprs(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
     walk(stmts, &mut |s| match s {
-        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) => e.visit(f),
+        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) | Stmt::While { cond: e, .. } => {
+            e.visit(f)
+        }
         Stmt::Spike => {}
     });
 }
@@ -548,7 +554,7 @@ fn emit(
     // Loop-invariant subexpressions: folded when constant, else computed once here.
     let mut invariant = Vec::new();
     walk(&kernel.body, &mut |s| match s {
-        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) => {
+        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) | Stmt::While { cond: e, .. } => {
             maximal_invariants(e, &mut invariant)
         }
         Stmt::Spike => {}
@@ -645,6 +651,9 @@ fn emit(
 ///   every `if` and `select` under lane masks (if-conversion), which is exact because every
 ///   operation is pure, but would pay for calls the scalar code skips.
 ///
+/// * no `while` loop: its trip count depends on the element's data, so the lanes would have
+///   to run different numbers of iterations; such kernels take the scalar loop.
+///
 /// Arithmetic, comparisons and `min`/`max` (compare and select) are the same IEEE operations
 /// lane by lane; helpers, random draws, `floor` and `ceil` are called or computed lane by
 /// lane, lane 0 first; spikes are appended in element order.
@@ -703,6 +712,7 @@ fn vectorizable(kernel: &Kernel) -> bool {
                         *d = *x && *y;
                     }
                 }
+                Stmt::While { .. } => return false,
                 Stmt::Spike => {}
             }
         }
@@ -897,6 +907,7 @@ impl Gen<'_> {
                 }
                 self.mask = outer;
             }
+            Stmt::While { .. } => unreachable!("kernels with loops are not vectorized"),
             Stmt::Spike => {
                 let spiked = self
                     .spiked_v
@@ -1029,12 +1040,56 @@ impl Gen<'_> {
                 self.b.switch_to_block(join);
                 self.meet(&after_then);
             }
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => self.while_loop(cond, *max_iterations, body),
             Stmt::Spike => {
                 let yes = self.b.ins().iconst(types::I8, 1);
                 let spiked = self.spiked.expect("a kernel with `spike` has a spike flag");
                 self.b.def_var(spiked, yes);
             }
         }
+    }
+
+    /// A bounded loop (scalar code only; see [`vectorizable`]). The header tests the trip
+    /// count, then the condition, as the interpreter does. The body only adds cached array
+    /// values (stores write through to memory and define the cache), so what is cached before
+    /// the loop is defined on both paths into the header; values first cached in the body
+    /// are forgotten after the loop, to be reloaded from memory.
+    fn while_loop(&mut self, cond: &Expr, max_iterations: u32, body: &[Stmt]) {
+        let count = self.b.declare_var(types::I32);
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.def_var(count, zero);
+        let header = self.b.create_block();
+        let test = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+
+        self.b.switch_to_block(header);
+        let n = self.b.use_var(count);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, n, i64::from(max_iterations));
+        self.b.ins().brif(more, test, &[], exit, &[]);
+
+        self.b.switch_to_block(test);
+        let before = self.cached.clone();
+        let c = self.cond(cond);
+        self.b.ins().brif(c, body_block, &[], exit, &[]);
+
+        self.b.switch_to_block(body_block);
+        self.stmts(body);
+        let n = self.b.use_var(count);
+        let next = self.b.ins().iadd_imm_u(n, 1);
+        self.b.def_var(count, next);
+        self.b.ins().jump(header, &[]);
+
+        self.b.switch_to_block(exit);
+        self.cached = before;
     }
 
     /// After a join: a cached value is usable only if both paths defined it.

@@ -154,6 +154,10 @@ fn touched_vars(kernel: &Kernel) -> Vec<usize> {
                     stmts(a, seen);
                     stmts(b, seen);
                 }
+                Stmt::While { cond, body, .. } => {
+                    expr(cond);
+                    stmts(body, seen);
+                }
                 Stmt::Spike => {}
             }
         }

@@ -71,6 +71,17 @@ impl Frame<'_, '_> {
                         self.exec(else_body)
                     };
                 }
+                Stmt::While {
+                    cond,
+                    max_iterations,
+                    body,
+                } => {
+                    let mut n = 0;
+                    while n < *max_iterations && self.eval(cond) != 0.0 {
+                        spiked |= self.exec(body);
+                        n += 1;
+                    }
+                }
                 Stmt::Spike => spiked = true,
             }
         }

@@ -1,6 +1,6 @@
 //! The intermediate representation: unit-free, typed kernels.
 //!
-//! A [`Kernel`] is straight-line code with structured `if`s, run once per element (neuron) of
+//! A [`Kernel`] is straight-line code with structured `if`s and bounded `while` loops, run once per element (neuron) of
 //! a population over an index range. It reads and writes per-element arrays ([`Expr::Var`],
 //! [`Stmt::Store`]), computes temporaries ([`Stmt::Let`], [`Expr::Local`]), draws random numbers
 //! keyed by (seed, stream, element, step, draw index), and may emit a spike for the element.
@@ -106,6 +106,16 @@ pub enum Stmt {
     Let(LocalId, Expr),
     Store(VarId, Expr),
     If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// A bounded loop: while `cond` is nonzero, runs `body`, at most `max_iterations` times.
+    /// `cond` is evaluated before every iteration and sees the body's stores. Adaptive
+    /// integrators use it for their sub-steps; the bound keeps every kernel terminating.
+    /// Locals defined in the body keep the single-definition rule (one `Let` per local), so
+    /// a value carried from one iteration to the next lives in an array.
+    While {
+        cond: Expr,
+        max_iterations: u32,
+        body: Vec<Stmt>,
+    },
     /// Appends the current element's index to the kernel's spike output.
     Spike,
 }

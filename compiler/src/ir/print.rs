@@ -58,6 +58,21 @@ fn write_stmt(kernel: &Kernel, stmt: &Stmt, depth: usize, out: &mut String) {
             }
             let _ = writeln!(out, "{indent}}}");
         }
+        Stmt::While {
+            cond,
+            max_iterations,
+            body,
+        } => {
+            let _ = writeln!(
+                out,
+                "{indent}while {} (at most {max_iterations}) {{",
+                expr(kernel, cond)
+            );
+            for s in body {
+                write_stmt(kernel, s, depth + 1, out);
+            }
+            let _ = writeln!(out, "{indent}}}");
+        }
         Stmt::Spike => {
             let _ = writeln!(out, "{indent}spike");
         }

@@ -1,6 +1,7 @@
 //! Lowering of a checked network into an IR program: kernels per population, and plain data
 //! describing projections, spike sources, inputs and recordings.
 
+use super::adaptive;
 use super::odes::{self, Method, Ode};
 use crate::ast::{self, ExprKind, Member, NetItem, VarKind};
 use crate::check::dims::unit_scale;
@@ -878,32 +879,78 @@ impl NetworkLowerer<'_> {
             }
         }
         let env = model_env(&values, &lets, dt);
+        // `method = rkf45(...)`: adaptive sub-steps, with the threshold tested after each.
+        let (forced, tolerances) = forced_method(model);
+        let adaptive = forced == Some(Method::Rkf45);
+        // Refractory now: at the start of the step, or since a spike at an earlier sub-step
+        // of this one (which set the countdown, decremented only at the next step's start).
+        let refractory_now = is_refractory.map(|local| match (adaptive, refractory_var) {
+            (true, Some(var)) => Expr::bin(
+                BinOp::Or,
+                Expr::Local(local),
+                Expr::bin(BinOp::Gt, Expr::Var(var), Expr::c(0.0)),
+            ),
+            _ => Expr::Local(local),
+        });
         let mut odes_in = Vec::new();
-        let mut forced = None;
         for member in &model.ast.members {
-            match member {
-                Member::Ode(ode) => {
-                    let Some(ir::Expr::Var(var)) = values.get(&ode.var.name).cloned() else {
-                        continue;
-                    };
-                    let mut ode_builder = Builder::default();
-                    let rhs = lower_expr(&ode.rhs, &env, &mut ode_builder);
-                    let hold = if ode.unless_refractory {
-                        is_refractory.map(Expr::Local)
-                    } else {
-                        None
-                    };
-                    odes_in.push(Ode { var, rhs, hold });
-                }
-                Member::Method { method, .. } => forced = Method::parse(&method.name),
-                _ => {}
+            if let Member::Ode(ode) = member {
+                let Some(ir::Expr::Var(var)) = values.get(&ode.var.name).cloned() else {
+                    continue;
+                };
+                let mut ode_builder = Builder::default();
+                let rhs = lower_expr(&ode.rhs, &env, &mut ode_builder);
+                let hold = if ode.unless_refractory {
+                    refractory_now.clone()
+                } else {
+                    None
+                };
+                odes_in.push(Ode { var, rhs, hold });
             }
         }
+        let event = self.spike_event(
+            model,
+            &env,
+            &values,
+            refractory_var,
+            &held,
+            refractory_now,
+            &mut builder,
+        );
         let var_names: Vec<String> = vars.iter().map(|v| v.name.clone()).collect();
         let mut notes = Vec::new();
-        match odes::integrate(&odes_in, forced, dt, &mut builder, &|v| {
-            var_names.get(v as usize).cloned().unwrap_or_default()
-        }) {
+        let integration = if adaptive {
+            let scales: Vec<f64> = odes_in.iter().map(|o| vars[o.var as usize].scale).collect();
+            let mut scratch_var = |name: &str, unit: &str, scale: f64, init: f64| {
+                vars.push(VarInfo {
+                    name: name.to_string(),
+                    role: VarRole::Internal,
+                    unit: unit.to_string(),
+                    scale,
+                });
+                let var = (vars.len() - 1) as ir::VarId;
+                init_body.push(Stmt::Store(var, Expr::c(init)));
+                var
+            };
+            let scratch = adaptive::Scratch {
+                step_size: scratch_var("rkf45_step", "ms", 1e-3, dt),
+                time: scratch_var("rkf45_time", "ms", 1e-3, 0.0),
+            };
+            Ok(adaptive::integrate_rkf45(
+                &odes_in,
+                &scales,
+                tolerances,
+                dt,
+                scratch,
+                event.clone(),
+                &mut builder,
+            ))
+        } else {
+            odes::integrate(&odes_in, forced, dt, &mut builder, &|v| {
+                var_names.get(v as usize).cloned().unwrap_or_default()
+            })
+        };
+        match integration {
             Ok(integration) => {
                 notes.push(format!("integrator: {}", integration.reason));
                 body.extend(integration.stmts);
@@ -925,45 +972,9 @@ impl NetworkLowerer<'_> {
             }
         }
         body.extend(additive);
-        let spike = model.ast.members.iter().find_map(|m| match m {
-            Member::Spike { condition, .. } => Some(condition),
-            _ => None,
-        });
-        if let Some(condition) = spike {
-            let mut cond = lower_expr(condition, &env, &mut builder);
-            if let Some(local) = is_refractory {
-                cond = Expr::bin(
-                    BinOp::And,
-                    Expr::Unary(ir::UnOp::Not, Box::new(Expr::Local(local))),
-                    cond,
-                );
-            }
-            let mut on_spike = Vec::new();
-            if let Some(body) = model.ast.members.iter().find_map(|m| match m {
-                Member::Reset { body, .. } => Some(body),
-                _ => None,
-            }) {
-                on_spike.extend(self.lower_block(body, &env, &values, &mut builder));
-            }
-            if let (Some(var), Some(period)) = (
-                refractory_var,
-                model.ast.members.iter().find_map(|m| match m {
-                    Member::Refractory { period, .. } => Some(period),
-                    _ => None,
-                }),
-            ) {
-                let period = lower_expr(period, &env, &mut builder);
-                let steps = Expr::call(
-                    Func::Floor,
-                    Expr::add(Expr::div(period, Expr::c(dt)), Expr::c(0.5)),
-                );
-                on_spike.push(Stmt::Store(var, steps));
-            }
-            for (var, keep) in &held {
-                on_spike.push(Stmt::Store(*keep, Expr::Var(*var)));
-            }
-            on_spike.push(Stmt::Spike);
-            body.push(Stmt::If(cond, on_spike, Vec::new()));
+        // The adaptive integrator has run the event after each sub-step already.
+        if let (Some(event), false) = (event, adaptive) {
+            body.push(Stmt::If(event.cond, event.body, Vec::new()));
         }
         for (param, value) in &params {
             if let ParamValue::Uniform(v) = value {
@@ -1024,6 +1035,64 @@ impl NetworkLowerer<'_> {
             update,
             span,
         }
+    }
+
+    /// The model's threshold test and what a spike does: the reset, the start of the
+    /// refractory period, saving the held states, and the spike. `refractory_now` is the
+    /// condition under which the neuron cannot spike.
+    #[allow(clippy::too_many_arguments)]
+    fn spike_event(
+        &mut self,
+        model: &ModelInfo,
+        env: &dyn Fn(&str) -> Option<Expr>,
+        values: &HashMap<String, Expr>,
+        refractory_var: Option<ir::VarId>,
+        held: &[(ir::VarId, ir::VarId)],
+        refractory_now: Option<Expr>,
+        builder: &mut Builder,
+    ) -> Option<adaptive::Event> {
+        let condition = model.ast.members.iter().find_map(|m| match m {
+            Member::Spike { condition, .. } => Some(condition),
+            _ => None,
+        })?;
+        let mut cond = lower_expr(condition, env, builder);
+        if let Some(refractory) = refractory_now {
+            cond = Expr::bin(
+                BinOp::And,
+                Expr::Unary(ir::UnOp::Not, Box::new(refractory)),
+                cond,
+            );
+        }
+        let dt = self.dt;
+        let mut on_spike = Vec::new();
+        if let Some(body) = model.ast.members.iter().find_map(|m| match m {
+            Member::Reset { body, .. } => Some(body),
+            _ => None,
+        }) {
+            on_spike.extend(self.lower_block(body, env, values, builder));
+        }
+        if let (Some(var), Some(period)) = (
+            refractory_var,
+            model.ast.members.iter().find_map(|m| match m {
+                Member::Refractory { period, .. } => Some(period),
+                _ => None,
+            }),
+        ) {
+            let period = lower_expr(period, env, builder);
+            let steps = Expr::call(
+                Func::Floor,
+                Expr::add(Expr::div(period, Expr::c(dt)), Expr::c(0.5)),
+            );
+            on_spike.push(Stmt::Store(var, steps));
+        }
+        for (var, keep) in held {
+            on_spike.push(Stmt::Store(*keep, Expr::Var(*var)));
+        }
+        on_spike.push(Stmt::Spike);
+        Some(adaptive::Event {
+            cond,
+            body: on_spike,
+        })
     }
 
     fn check_override_unit(&mut self, model: &ModelInfo, var: &str, value: &ast::Expr, pop: &str) {
@@ -1437,6 +1506,30 @@ impl NetworkLowerer<'_> {
             ),
         }
     }
+}
+
+/// The method a model forces (`method = ...`), with the tolerances of `rkf45` (the resolver has
+/// checked the arguments; anything else keeps its default).
+fn forced_method(model: &ModelInfo) -> (Option<Method>, adaptive::Tolerances) {
+    let mut tolerances = adaptive::Tolerances::default();
+    for member in &model.ast.members {
+        let Member::Method { method, args, .. } = member else {
+            continue;
+        };
+        for arg in args {
+            let (Some(name), ExprKind::Number(value)) = (&arg.name, &arg.value.kind) else {
+                continue;
+            };
+            match name.name.as_str() {
+                "atol" => tolerances.atol = *value,
+                "rtol" => tolerances.rtol = *value,
+                "rtol_dydt" => tolerances.rtol_dydt = *value,
+                _ => {}
+            }
+        }
+        return (Method::parse(&method.name), tolerances);
+    }
+    (None, tolerances)
 }
 
 fn synapse_vars() -> Vec<VarInfo> {

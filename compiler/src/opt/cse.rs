@@ -5,7 +5,9 @@
 //! variable read carries the number of stores to that variable seen so far in the block, so an
 //! expression read before and after `v := ...` is two different expressions. Nested blocks are
 //! optimised on their own and share nothing with their parent, so a local defined in one
-//! branch is never read on a path that skipped it. Inlined `let`s and integrator formulas are
+//! branch is never read on a path that skipped it. A loop body is a nested block too, and a
+//! loop's condition is left as it is: it is evaluated again after the body's stores, so it
+//! must not be replaced by a value computed before the loop. Inlined `let`s and integrator formulas are
 //! where this pays: the Hodgkin-Huxley rate functions appear several times each.
 
 use crate::ir::{Expr, Kernel, LocalId, Stmt, VarId};
@@ -138,6 +140,11 @@ fn cse_block(stmts: Vec<Stmt>, next_local: &mut u32) -> Vec<Stmt> {
                     *generations.entry(v).or_default() += 1;
                 }
             }
+            Stmt::While { body, .. } => {
+                for v in stored_vars(body) {
+                    *generations.entry(v).or_default() += 1;
+                }
+            }
             Stmt::Spike => {}
         }
     }
@@ -167,6 +174,20 @@ fn cse_block(stmts: Vec<Stmt>, next_local: &mut u32) -> Vec<Stmt> {
                 let b = cse_block(b, rewriter.next_local);
                 Stmt::If(c, a, b)
             }
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => {
+                for v in stored_vars(&body) {
+                    *generations.entry(v).or_default() += 1;
+                }
+                Stmt::While {
+                    cond,
+                    max_iterations,
+                    body: cse_block(body, rewriter.next_local),
+                }
+            }
             Stmt::Spike => Stmt::Spike,
         };
         out.append(&mut rewriter.hoisted);
@@ -184,6 +205,7 @@ fn stored_vars(stmts: &[Stmt]) -> Vec<VarId> {
                 vars.extend(stored_vars(a));
                 vars.extend(stored_vars(b));
             }
+            Stmt::While { body, .. } => vars.extend(stored_vars(body)),
             _ => {}
         }
     }

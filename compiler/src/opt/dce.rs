@@ -1,5 +1,5 @@
-//! Dead-code elimination: lets whose local is never read, and conditionals with two empty
-//! branches, are removed. Stores and spikes are what a kernel does, so they always stay.
+//! Dead-code elimination: lets whose local is never read, conditionals with two empty
+//! branches, and loops with an empty body are removed. Stores and spikes are what a kernel does, so they always stay.
 
 use crate::ir::{Expr, Kernel, LocalId, Stmt};
 use std::collections::HashSet;
@@ -25,6 +25,10 @@ fn collect_block(stmts: &[Stmt], used: &mut HashSet<LocalId>) {
                 collect(c, used);
                 collect_block(a, used);
                 collect_block(b, used);
+            }
+            Stmt::While { cond, body, .. } => {
+                collect(cond, used);
+                collect_block(body, used);
             }
             Stmt::Spike => {}
         }
@@ -52,6 +56,19 @@ fn sweep(stmts: Vec<Stmt>, used: &HashSet<LocalId>) -> Vec<Stmt> {
                     Some(Stmt::If(c, a, b))
                 }
             }
+            // A loop with an empty body changes nothing (its condition is pure).
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => {
+                let body = sweep(body, used);
+                (!body.is_empty()).then_some(Stmt::While {
+                    cond,
+                    max_iterations,
+                    body,
+                })
+            }
             other => Some(other),
         })
         .collect()
@@ -62,6 +79,7 @@ fn count(stmts: &[Stmt]) -> usize {
         .iter()
         .map(|s| match s {
             Stmt::If(_, a, b) => 1 + count(a) + count(b),
+            Stmt::While { body, .. } => 1 + count(body),
             _ => 1,
         })
         .sum()

@@ -33,6 +33,9 @@ fn collect_constants(stmts: &[Stmt], constants: &mut HashMap<LocalId, f64>) {
                 collect_constants(a, constants);
                 collect_constants(b, constants);
             }
+            // A loop body's locals are defined once too (each iteration redefines them with
+            // the same expression), so a constant one is the same constant in every iteration.
+            Stmt::While { body, .. } => collect_constants(body, constants),
             _ => {}
         }
     }
@@ -48,6 +51,10 @@ fn substitute_block(stmts: &mut [Stmt], constants: &HashMap<LocalId, f64>) -> bo
                 changed |= substitute(c, constants);
                 changed |= substitute_block(a, constants);
                 changed |= substitute_block(b, constants);
+            }
+            Stmt::While { cond, body, .. } => {
+                changed |= substitute(cond, constants);
+                changed |= substitute_block(body, constants);
             }
             Stmt::Spike => {}
         }
@@ -88,6 +95,21 @@ fn fold_block(stmts: Vec<Stmt>) -> Vec<Stmt> {
                     Expr::Const(v) if v != 0.0 => out.extend(a),
                     Expr::Const(_) => out.extend(b),
                     c => out.push(Stmt::If(c, a, b)),
+                }
+            }
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => {
+                let cond = fold(cond);
+                // A loop whose condition is false from the start never runs.
+                if !matches!(cond, Expr::Const(v) if v == 0.0) && max_iterations > 0 {
+                    out.push(Stmt::While {
+                        cond,
+                        max_iterations,
+                        body: fold_block(body),
+                    });
                 }
             }
         }
