@@ -129,6 +129,7 @@ fn kernel(name: &str, n_vars: u32, n_locals: u32, n_draws: u32, body: Vec<Stmt>)
         name: name.to_string(),
         vars: (0..n_vars)
             .map(|i| VarInfo {
+                access: Default::default(),
                 name: format!("v{i}"),
                 role: VarRole::State,
                 unit: String::new(),

@@ -59,16 +59,23 @@ fn simulate(model: &Path, overrides: &Overrides, out: &Path) -> Result<Ran, Stri
     };
     let (mut network, warnings) = instantiate::instantiate(&program, &data, steps, Some(&output))
         .map_err(|d| render_text(&checked.sources, &d))?;
-    let kernels: Vec<&snnc::ir::Kernel> = program.populations.iter().map(|p| &p.update).collect();
-    let compiled = snnc::codegen::jit_compile(&kernels)?;
+    let compiled = snnc::codegen::jit_compile(&program.jit_kernels())?;
     let mut kernels = instantiate::compiled_kernels(&program, &compiled);
+    let mut handlers = instantiate::compiled_handlers(&program, &compiled);
     Simulation::new()
-        .run(&mut network, &mut kernels, steps, &mut |_, _| {})
+        .run_with_plasticity(
+            &mut network,
+            &mut kernels,
+            &mut handlers,
+            steps,
+            &mut |_, _| {},
+        )
         .map_err(|e| e.to_string())?;
     network
         .finish_recording(RunStatus::Complete)
         .map_err(|e| e.to_string())?;
     drop(kernels);
+    drop(handlers);
     drop(compiled);
     Ok(Ran {
         warnings: render_text(&checked.sources, &warnings),

@@ -355,6 +355,9 @@ pub struct Projection {
     pub target_array: usize,
     /// Pending input per post neuron, sized for the connectivity's longest delay.
     pub ring: DelayRing<f64>,
+    /// The state of plastic synapses; `None` for static ones. A plastic projection delivers
+    /// through its handlers (`plasticity.rs`) instead of `weights`.
+    pub plasticity: Option<Box<crate::plasticity::Plasticity>>,
 }
 
 impl Projection {
@@ -432,12 +435,16 @@ impl Projection {
             weights,
             target_array,
             ring,
+            plasticity: None,
         })
     }
 
     /// Bytes of synapses, weights and ring.
     pub fn bytes(&self) -> u64 {
-        self.connectivity.total_bytes() + self.weights.bytes() + self.ring.bytes()
+        self.connectivity.total_bytes()
+            + self.weights.bytes()
+            + self.ring.bytes()
+            + self.plasticity.as_ref().map_or(0, |p| p.bytes())
     }
 }
 

@@ -64,6 +64,7 @@ use std::time::{Duration, Instant};
 use crate::abi::{KernelContext, KernelFn};
 use crate::error::RuntimeError;
 use crate::network::{Network, Node, Population, Projection, Weights};
+use crate::plasticity::ProjectionHandlers;
 use crate::record::RunStatus;
 
 /// Updates one population for one step (phase 2 of the step loop).
@@ -165,6 +166,7 @@ impl PopulationKernel for NativeKernel {
             stream_key: self.stream_key,
             spikes: spikes.spare_capacity_mut().as_mut_ptr().cast::<u32>(),
             n_spikes: 0,
+            gather: [std::ptr::null(); crate::abi::GATHERS],
         };
         // SAFETY: the context satisfies the layout promised in `NativeKernel::new`: `n_arrays`
         // valid pointers to arrays of `size` elements, borrowed mutably for this call only;
@@ -253,6 +255,31 @@ impl Simulation {
         steps: u64,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunStats, RuntimeError> {
+        self.run_with_plasticity(network, kernels, &mut [], steps, progress)
+    }
+
+    /// As [`Self::run`], with the handler kernels of the network's plastic projections (one
+    /// [`ProjectionHandlers`] per plastic projection; see `plasticity.rs`).
+    pub fn run_with_plasticity(
+        &mut self,
+        network: &mut Network,
+        kernels: &mut [Box<dyn PopulationKernel + '_>],
+        handlers: &mut [ProjectionHandlers<'_>],
+        steps: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunStats, RuntimeError> {
+        if let Some(p) = network
+            .projections
+            .iter()
+            .enumerate()
+            .find(|(i, p)| p.plasticity.is_some() && !handlers.iter().any(|h| h.projection == *i))
+            .map(|(_, p)| p)
+        {
+            return Err(RuntimeError::invalid(
+                format!("projection '{}'", p.name),
+                "it is plastic but no handlers were given for it",
+            ));
+        }
         if kernels.len() != network.populations.len() {
             return Err(RuntimeError::invalid(
                 "simulation",
@@ -282,7 +309,7 @@ impl Simulation {
             wall_time: Duration::ZERO,
         };
         let started = Instant::now();
-        let result = self.step_loop(network, kernels, steps, progress, &mut stats);
+        let result = self.step_loop(network, kernels, handlers, steps, progress, &mut stats);
         stats.wall_time = started.elapsed();
         match result {
             Ok(()) => Ok(stats),
@@ -319,6 +346,7 @@ impl Simulation {
         &mut self,
         network: &mut Network,
         kernels: &mut [Box<dyn PopulationKernel + '_>],
+        handlers: &mut [ProjectionHandlers<'_>],
         steps: u64,
         progress: &mut dyn FnMut(u64, u64),
         stats: &mut RunStats,
@@ -405,8 +433,25 @@ impl Simulation {
                 }
             }
 
-            // (4) Delivery into the rings.
-            for projection in projections.iter_mut() {
+            // (4) Delivery into the rings. Plastic projections run their handlers instead
+            // (`plasticity.rs`): `on pre` for the spikes arriving now, then `on post`.
+            for (index, projection) in projections.iter_mut().enumerate() {
+                if let Some(plastic) = projection.plasticity.as_deref_mut() {
+                    let handlers = handlers
+                        .iter_mut()
+                        .find(|h| h.projection == index)
+                        .expect("checked when the run started");
+                    stats.synaptic_events += plastic.step(
+                        &projection.connectivity,
+                        &mut projection.ring,
+                        handlers,
+                        spikes_of(projection.pre),
+                        &self.population_spikes[projection.post],
+                        k,
+                        dt,
+                    )?;
+                    continue;
+                }
                 let spikes = spikes_of(projection.pre);
                 if spikes.is_empty() {
                     continue;

@@ -7,4 +7,5 @@
 //! recording. Nothing here runs a simulation or touches files.
 
 pub mod odes;
+pub mod plasticity;
 pub mod program;

@@ -101,6 +101,9 @@ pub struct ProjectionIr {
     pub delay: SynapseValue,
     pub span: Span,
     pub delay_span: Span,
+    /// The handlers and state of a plastic synapse model (`weight` is then unused: the
+    /// handlers deliver). `None` for a static synapse.
+    pub plasticity: Option<super::plasticity::PlasticityIr>,
 }
 
 #[derive(Clone, Debug)]
@@ -151,6 +154,45 @@ pub fn stream_of_synapses(projection: usize) -> u32 {
 }
 pub fn stream_of_connect(projection: usize) -> u32 {
     0x4000_0000 + (projection as u32) * 4 + 1
+}
+
+/// The stream of the initial values of plastic array `array` of a projection.
+pub fn stream_of_plastic_init(projection: usize, array: usize) -> u32 {
+    0x5000_0000u32.wrapping_add(
+        (projection as u32)
+            .wrapping_mul(64)
+            .wrapping_add(array as u32),
+    )
+}
+/// The stream of a plastic projection's handler pass (`Pass as usize`).
+pub fn stream_of_handler(projection: usize, pass: usize) -> u32 {
+    0x6000_0000 + (projection as u32) * 4 + pass as u32
+}
+
+impl Program {
+    /// Every kernel the JIT compiles, in this order: each population's update kernel, then
+    /// each plastic projection's handler kernels ([`Self::handler_kernels`]).
+    pub fn jit_kernels(&self) -> Vec<&Kernel> {
+        let mut kernels: Vec<&Kernel> = self.populations.iter().map(|p| &p.update).collect();
+        kernels.extend(self.handler_kernels().into_iter().map(|(_, _, k)| k));
+        kernels
+    }
+
+    /// The handler kernels of plastic projections: (projection, pass index, kernel), in
+    /// projection and pass order.
+    pub fn handler_kernels(&self) -> Vec<(usize, usize, &Kernel)> {
+        let mut out = Vec::new();
+        for (index, projection) in self.projections.iter().enumerate() {
+            if let Some(plastic) = &projection.plasticity {
+                for (pass, kernel) in plastic.kernels.iter().enumerate() {
+                    if let Some(kernel) = kernel {
+                        out.push((index, pass, kernel));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Evaluates an expression without per-element inputs; `None` if it needs any.
@@ -234,19 +276,19 @@ pub fn lower(
     Ok(program)
 }
 
-struct NetworkLowerer<'a> {
+pub(super) struct NetworkLowerer<'a> {
     resolved: &'a Resolved,
     network: &'a ast::Network,
     overrides: &'a Overrides,
     diagnostics: Vec<Diagnostic>,
-    dt: f64,
+    pub(super) dt: f64,
 }
 
 /// What a name means while lowering an expression.
 type Env<'e> = dyn Fn(&str) -> Option<Expr> + 'e;
 
 /// Lowers an expression; names are looked up in `env`, then as units.
-fn lower_expr(e: &ast::Expr, env: &Env<'_>, builder: &mut Builder) -> Expr {
+pub(super) fn lower_expr(e: &ast::Expr, env: &Env<'_>, builder: &mut Builder) -> Expr {
     match &e.kind {
         ExprKind::Number(v) => Expr::c(*v),
         ExprKind::Quantity(v, unit) => Expr::c(v * unit_scale(unit)),
@@ -367,6 +409,14 @@ enum ParamValue {
 }
 
 impl NetworkLowerer<'_> {
+    pub(super) fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    pub(super) fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
     fn lower(&mut self) -> Program {
         let items = &self.network.items;
         let mut seed = 1u64;
@@ -638,6 +688,7 @@ impl NetworkLowerer<'_> {
                 _ => resolve::unit_text(&decl.unit),
             };
             vars.push(VarInfo {
+                access: Default::default(),
                 name: decl.name.name.clone(),
                 role,
                 unit,
@@ -723,6 +774,7 @@ impl NetworkLowerer<'_> {
         }
         let refractory_var = model.refractory.map(|_| {
             vars.push(VarInfo {
+                access: Default::default(),
                 name: "refractory_steps".to_string(),
                 role: VarRole::Internal,
                 unit: "1".to_string(),
@@ -834,6 +886,7 @@ impl NetworkLowerer<'_> {
                 }
                 let info = vars[var as usize].clone();
                 vars.push(VarInfo {
+                    access: Default::default(),
                     name: format!("{}_held", info.name),
                     role: VarRole::Internal,
                     ..info
@@ -971,6 +1024,7 @@ impl NetworkLowerer<'_> {
             let (unit, scale) = crate::check::let_dim(model, let_name)
                 .map_or(("1".to_string(), 1.0), |d| units::display_unit(d.si));
             vars.push(VarInfo {
+                access: Default::default(),
                 name: let_name.to_string(),
                 role: VarRole::Internal,
                 unit,
@@ -1090,7 +1144,8 @@ impl NetworkLowerer<'_> {
         let Some(synapse) = self.resolved.lookup_model(0, &projection.synapse.name) else {
             return;
         };
-        if !self.synapse_supported(synapse, projection) {
+        let plastic = super::plasticity::is_plastic(synapse);
+        if !plastic && !self.synapse_supported(synapse, projection) {
             return;
         }
         for source in &projection.sources {
@@ -1132,10 +1187,33 @@ impl NetworkLowerer<'_> {
                     continue;
                 };
                 let (connect, autapses) = self.lower_connect(projection.connect.as_ref());
-                let weight = self.synapse_value(synapse, projection, &self.weight_expr(synapse));
                 let delay = match &projection.delay {
                     Some(d) => self.synapse_value(synapse, projection, d),
                     None => SynapseValue::Const(0.0),
+                };
+                let (weight, plasticity) = if plastic {
+                    if let (SynapseValue::PerSynapse(_), Some(d)) = (&delay, &projection.delay) {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                "a plastic projection needs one delay for all its synapses",
+                            )
+                            .primary(d.span, "differs between synapses")
+                            .note("heterogeneous delays of plastic synapses are not simulated yet"),
+                        );
+                        continue;
+                    }
+                    let port = &program.populations[post].update.vars[target_var as usize];
+                    let port_unit = (port.unit.clone(), port.scale);
+                    let Some(ir) =
+                        self.lower_plasticity(synapse, projection, (&port_unit.0, port_unit.1))
+                    else {
+                        continue;
+                    };
+                    (SynapseValue::Const(0.0), Some(ir))
+                } else {
+                    let weight =
+                        self.synapse_value(synapse, projection, &self.weight_expr(synapse));
+                    (weight, None)
                 };
                 let pre_name = match pre {
                     Node::Population(p) => program.populations[p].name.clone(),
@@ -1155,6 +1233,7 @@ impl NetworkLowerer<'_> {
                         .delay
                         .as_ref()
                         .map_or(projection.span, |d| d.span),
+                    plasticity,
                 });
             }
         }
@@ -1245,7 +1324,7 @@ impl NetworkLowerer<'_> {
 
     /// Lowers a per-synapse expression over the synapse's parameters (set by the projection
     /// or defaulted), `i` and `j`.
-    fn synapse_value(
+    pub(super) fn synapse_value(
         &mut self,
         synapse: &ModelInfo,
         projection: &ast::Projection,
@@ -1425,6 +1504,7 @@ fn synapse_vars() -> Vec<VarInfo> {
     ["pre", "post", "value"]
         .iter()
         .map(|n| VarInfo {
+            access: Default::default(),
             name: n.to_string(),
             role: VarRole::Internal,
             unit: "1".to_string(),
@@ -1434,7 +1514,7 @@ fn synapse_vars() -> Vec<VarInfo> {
 }
 
 /// The value a synapse kernel stores when it reads nothing per synapse.
-fn constant_kernel_value(kernel: &Kernel) -> Option<f64> {
+pub(super) fn constant_kernel_value(kernel: &Kernel) -> Option<f64> {
     let mut locals: HashMap<u32, f64> = HashMap::new();
     let mut result = None;
     for stmt in &kernel.body {
