@@ -367,6 +367,15 @@ pub enum NetItem {
         every: Option<Expr>,
         span: Span,
     },
+    /// `record w of Input -> Post every 10 s` (samples of chosen synapses) or
+    /// `record w of Input -> Post` (the whole projection at the end, as a connection table).
+    RecordSynapses {
+        what: RecordWhat,
+        source: PopRef,
+        target: PopRef,
+        every: Option<Expr>,
+        span: Span,
+    },
     /// `run 1 s`
     Run {
         duration: Expr,

@@ -381,9 +381,31 @@ pub fn instantiate(
                         TraceDtype::F64,
                     )
                 }
+                RecordIr::Synapses {
+                    projection,
+                    array,
+                    pre,
+                    post,
+                    every,
+                    ..
+                } => match every {
+                    Some(every) => network.record_synapses(
+                        *projection,
+                        *array as usize,
+                        pre.clone(),
+                        post.clone(),
+                        steps_for(*every, dt).max(1),
+                    ),
+                    None => network.record_synapse_table(
+                        *projection,
+                        *array as usize,
+                        pre.clone(),
+                        post.clone(),
+                    ),
+                },
             };
             let span = match record {
-                RecordIr::Trace { span, .. } => *span,
+                RecordIr::Trace { span, .. } | RecordIr::Synapses { span, .. } => *span,
                 RecordIr::Spikes { .. } => Span::default(),
             };
             result.map_err(|e| fail(runtime_error(span, e)))?;

@@ -472,6 +472,8 @@ pub struct Recording {
     pub recorder: Recorder,
     pub spikes: Vec<SpikeMonitor>,
     pub traces: Vec<TraceMonitor>,
+    /// Recordings of plastic synapses (`plasticity.rs`).
+    pub synapses: crate::plasticity::SynapseRecording,
 }
 
 /// The sizes of a population to be built, for [`Network::check_memory`].
@@ -768,6 +770,7 @@ impl Network {
             recorder,
             spikes: Vec::new(),
             traces: Vec::new(),
+            synapses: Default::default(),
         });
         Ok(())
     }
@@ -845,6 +848,7 @@ impl Network {
     /// Writes every recording and the manifest with `status`; `None` when nothing is recorded.
     /// Safe to call more than once (each call rewrites the files).
     pub fn finish_recording(&mut self, status: RunStatus) -> Result<Option<PathBuf>, RuntimeError> {
+        self.fill_synapse_tables()?;
         match &mut self.recording {
             Some(recording) => recording.recorder.finish(status).map(Some),
             None => Ok(None),

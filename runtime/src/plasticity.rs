@@ -48,6 +48,9 @@ use crate::abi::{KernelContext, KernelFn, GATHERS};
 use crate::connectivity::Connectivity;
 use crate::delays::DelayRing;
 use crate::error::RuntimeError;
+use crate::network::{Network, Projection};
+use crate::record::{Recorder, TableHandle, TraceDtype, TraceHandle};
+use std::ops::Range;
 
 /// Where one value of a plastic array lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,5 +402,226 @@ impl Plasticity {
         arrivals.clear();
         self.pending[now] = arrivals;
         result.map(|()| events)
+    }
+}
+
+/// A per-synapse array sampled during the run.
+#[derive(Debug)]
+struct SynapseTrace {
+    projection: usize,
+    array: usize,
+    every_steps: u64,
+    scale: f64,
+    handle: TraceHandle,
+}
+
+/// A per-synapse array written once, at the end, as a connection table.
+#[derive(Debug)]
+struct SynapseTable {
+    projection: usize,
+    array: usize,
+    /// The chosen synapses and their (source, target).
+    synapses: Vec<(u32, u32, u32)>,
+    scale: f64,
+    handle: TableHandle,
+}
+
+/// What is recorded of plastic synapses.
+#[derive(Debug, Default)]
+pub struct SynapseRecording {
+    traces: Vec<SynapseTrace>,
+    tables: Vec<SynapseTable>,
+}
+
+impl SynapseRecording {
+    /// Samples every synapse trace due after step `k` (phase 6 of the step loop).
+    pub fn sample(
+        &self,
+        recorder: &mut Recorder,
+        projections: &[Projection],
+        k: u64,
+    ) -> Result<(), RuntimeError> {
+        for trace in &self.traces {
+            if (k + 1) % trace.every_steps != 0 {
+                continue;
+            }
+            if let Some(plastic) = &projections[trace.projection].plasticity {
+                recorder.record_trace_scaled(
+                    trace.handle,
+                    k + 1,
+                    &plastic.arrays[trace.array].values,
+                    trace.scale,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file-name stem of a projection's recordings: `A->B` becomes `A-B`.
+fn projection_stem(name: &str) -> String {
+    name.replace("->", "-")
+}
+
+impl Network {
+    /// The chosen synapses of plastic projection `projection` (sources in `pre`, targets in
+    /// `post`), with their (synapse, source, target), in CSR order.
+    fn chosen_synapses(
+        &self,
+        projection: usize,
+        pre: Range<u32>,
+        post: Range<u32>,
+    ) -> Result<Vec<(u32, u32, u32)>, RuntimeError> {
+        let p = self.projections.get(projection).ok_or_else(|| {
+            RuntimeError::invalid(
+                "recorder",
+                format!("projection #{projection} does not exist"),
+            )
+        })?;
+        let conn = &p.connectivity;
+        let mut chosen = Vec::new();
+        for i in pre.start..pre.end.min(conn.n_pre()) {
+            for s in conn.row_range(i) {
+                let j = conn.targets()[s];
+                if post.contains(&j) {
+                    chosen.push((s as u32, i, j));
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    fn plastic_array(
+        &self,
+        projection: usize,
+        array: usize,
+    ) -> Result<(&Projection, &PlasticArray), RuntimeError> {
+        let p = &self.projections[projection];
+        let a = p
+            .plasticity
+            .as_ref()
+            .and_then(|pl| pl.arrays.get(array))
+            .filter(|a| a.space == Space::Synapse)
+            .ok_or_else(|| {
+                RuntimeError::invalid(
+                    format!("projection '{}'", p.name),
+                    format!("array #{array} is not a per-synapse plastic array"),
+                )
+            })?;
+        Ok((p, a))
+    }
+
+    /// Samples per-synapse array `array` of `projection`, for the synapses from `pre` to
+    /// `post`, every `every_steps` steps (like [`Network::record_trace`]): a matrix
+    /// `{A}-{B}_{var}_samples` (samples × synapses, in the array's unit) and a table
+    /// `{A}-{B}_{var}_synapses` of the synapses' (source, target). A lazily integrated variable
+    /// is sampled as stored at its last event.
+    pub fn record_synapses(
+        &mut self,
+        projection: usize,
+        array: usize,
+        pre: Range<u32>,
+        post: Range<u32>,
+        every_steps: u64,
+    ) -> Result<(), RuntimeError> {
+        let chosen = self.chosen_synapses(projection, pre, post)?;
+        let (p, a) = self.plastic_array(projection, array)?;
+        let (stem, var, unit, scale) = (
+            projection_stem(&p.name),
+            a.name.clone(),
+            a.unit.clone(),
+            a.scale,
+        );
+        let recording = self
+            .recording
+            .as_mut()
+            .ok_or_else(|| RuntimeError::invalid("recorder", "no output directory was set"))?;
+        let ids: Vec<u32> = chosen.iter().map(|c| c.0).collect();
+        let handle = recording.recorder.add_trace(
+            &stem,
+            &format!("{var}_samples"),
+            &unit,
+            &ids,
+            every_steps,
+            TraceDtype::F64,
+        )?;
+        let list = recording.recorder.add_table(
+            &stem,
+            &format!("{var}_synapses"),
+            "1",
+            &["source", "target"],
+        )?;
+        let rows = chosen
+            .iter()
+            .flat_map(|&(_, i, j)| [f64::from(i), f64::from(j)])
+            .collect();
+        recording.recorder.set_table(list, rows)?;
+        recording.synapses.traces.push(SynapseTrace {
+            projection,
+            array,
+            every_steps,
+            scale,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Writes per-synapse array `array` of `projection` at the end of the run, for the
+    /// synapses from `pre` to `post`, as a connection table `{A}-{B}_{var}` of rows (source,
+    /// target, value in the array's unit): the format `connect from "file.npy"` reads, so a
+    /// later run can start from the learned weights.
+    pub fn record_synapse_table(
+        &mut self,
+        projection: usize,
+        array: usize,
+        pre: Range<u32>,
+        post: Range<u32>,
+    ) -> Result<(), RuntimeError> {
+        let synapses = self.chosen_synapses(projection, pre, post)?;
+        let (p, a) = self.plastic_array(projection, array)?;
+        let (stem, var, unit, scale) = (
+            projection_stem(&p.name),
+            a.name.clone(),
+            a.unit.clone(),
+            a.scale,
+        );
+        let recording = self
+            .recording
+            .as_mut()
+            .ok_or_else(|| RuntimeError::invalid("recorder", "no output directory was set"))?;
+        let handle =
+            recording
+                .recorder
+                .add_table(&stem, &var, &unit, &["source", "target", &var])?;
+        recording.synapses.tables.push(SynapseTable {
+            projection,
+            array,
+            synapses,
+            scale,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Puts the current values into every synapse table (called when recording finishes).
+    pub(crate) fn fill_synapse_tables(&mut self) -> Result<(), RuntimeError> {
+        let Some(recording) = self.recording.as_mut() else {
+            return Ok(());
+        };
+        for table in &recording.synapses.tables {
+            let Some(plastic) = &self.projections[table.projection].plasticity else {
+                continue;
+            };
+            let values = &plastic.arrays[table.array].values;
+            let rows = table
+                .synapses
+                .iter()
+                .flat_map(|&(s, i, j)| {
+                    [f64::from(i), f64::from(j), values[s as usize] / table.scale]
+                })
+                .collect();
+            recording.recorder.set_table(table.handle, rows)?;
+        }
+        Ok(())
     }
 }

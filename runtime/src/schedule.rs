@@ -487,6 +487,9 @@ impl Simulation {
 
             // (6) Trace recording, after the step: the state at (k + 1)·dt.
             if let Some(recording) = recording.as_mut() {
+                recording
+                    .synapses
+                    .sample(&mut recording.recorder, projections, k)?;
                 for monitor in &recording.traces {
                     if (k + 1) % monitor.every_steps == 0 {
                         recording.recorder.record_trace_scaled(

@@ -982,6 +982,24 @@ fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut 
                     ),
                 }
             }
+            NetItem::RecordSynapses {
+                source,
+                target,
+                every,
+                ..
+            } => {
+                check_range(source, diagnostics);
+                check_range(target, diagnostics);
+                if let Some(every) = every {
+                    expect_net(
+                        every,
+                        NetContext::Constant,
+                        Dim::time(),
+                        "a recording interval",
+                        diagnostics,
+                    );
+                }
+            }
             NetItem::Record { of, every, .. } => {
                 for pop in of {
                     check_range(pop, diagnostics);

@@ -111,6 +111,17 @@ pub enum RecordIr {
     Spikes {
         node: Node,
     },
+    /// A per-synapse array of a plastic projection, for the synapses whose source lies in
+    /// `pre` and target in `post`: sampled every `every` seconds, or (`None`) written once at
+    /// the end as a connection table `(source, target, value)`.
+    Synapses {
+        projection: usize,
+        array: ir::VarId,
+        pre: std::ops::Range<u32>,
+        post: std::ops::Range<u32>,
+        every: Option<f64>,
+        span: Span,
+    },
     Trace {
         population: usize,
         var: ir::VarId,
@@ -595,7 +606,88 @@ impl NetworkLowerer<'_> {
                 _ => {}
             }
         }
+        // Synapse recordings last: they name projections, which may be declared after them.
+        for item in items {
+            if let NetItem::RecordSynapses {
+                what: ast::RecordWhat::Vars(vars),
+                source,
+                target,
+                every,
+                span,
+            } = item
+            {
+                self.lower_synapse_record(
+                    &mut program,
+                    vars,
+                    source,
+                    target,
+                    every.as_ref(),
+                    *span,
+                );
+            }
+        }
         program
+    }
+
+    fn lower_synapse_record(
+        &mut self,
+        program: &mut Program,
+        vars: &[ast::Ident],
+        source: &ast::PopRef,
+        target: &ast::PopRef,
+        every: Option<&ast::Expr>,
+        span: Span,
+    ) {
+        let name = format!("{}->{}", source.name.name, target.name.name);
+        let Some(index) = program.projections.iter().position(|p| p.name == name) else {
+            return;
+        };
+        let projection = &program.projections[index];
+        let n_pre = match projection.pre {
+            Node::Population(p) => program.populations[p].size,
+            Node::Source(s) => program.sources[s].size,
+        };
+        let n_post = program.populations[projection.post].size;
+        let Some(plastic) = &projection.plasticity else {
+            self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "cannot record `{}` of `{name}`: its synapses are static",
+                    vars.first().map_or("", |v| v.name.as_str())
+                ))
+                .primary(span, "nothing changes here")
+                .note("a static synapse's value is fixed when the network is built; only plastic synapses keep per-synapse state"),
+            );
+            return;
+        };
+        let arrays: Vec<(ir::VarId, &ast::Ident)> = vars
+            .iter()
+            .filter_map(|v| {
+                let found = plastic.arrays.iter().position(|a| a.name == v.name);
+                if found.is_none() {
+                    self.diagnostics.push(
+                        Diagnostic::error(format!(
+                            "cannot record `{}` of `{name}`: it is the same constant for every synapse",
+                            v.name
+                        ))
+                        .primary(v.span, "not stored per synapse"),
+                    );
+                }
+                found.map(|a| (a as ir::VarId, v))
+            })
+            .collect();
+        let pre = self.range(source, n_pre);
+        let post = self.range(target, n_post);
+        let every = every.and_then(|e| self.constant(e));
+        for (array, var) in arrays {
+            program.records.push(RecordIr::Synapses {
+                projection: index,
+                array,
+                pre: pre.clone(),
+                post: post.clone(),
+                every,
+                span: var.span,
+            });
+        }
     }
 
     fn constant(&mut self, e: &ast::Expr) -> Option<f64> {
@@ -1615,6 +1707,21 @@ pub fn print(program: &Program) -> String {
         ));
         for kernel in [&projection.weight, &projection.delay] {
             if let SynapseValue::PerSynapse(kernel) = kernel {
+                out.push_str(&ir::print::kernel(kernel));
+            }
+        }
+        if let Some(plastic) = &projection.plasticity {
+            out.push_str("plastic arrays:");
+            for array in &plastic.arrays {
+                out.push_str(&format!(
+                    " {} ({:?}, initially {})",
+                    array.name,
+                    array.space,
+                    value(&array.init)
+                ));
+            }
+            out.push('\n');
+            for kernel in plastic.kernels.iter().flatten() {
                 out.push_str(&ir::print::kernel(kernel));
             }
         }
