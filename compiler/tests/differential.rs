@@ -279,8 +279,24 @@ fn compare_gathered(
     let mut a = arrays.to_vec();
     let mut b = arrays.to_vec();
     let gathers: Vec<&[u32]> = gathers.iter().map(|g| g.as_slice()).collect();
-    interp::run_gathered(kernel, &mut as_slices(&mut a), &gathers, start, end, info, &mut Vec::new());
-    jit.run_gathered(0, &mut as_slices(&mut b), &gathers, start, end, info, &mut Vec::new());
+    interp::run_gathered(
+        kernel,
+        &mut as_slices(&mut a),
+        &gathers,
+        start,
+        end,
+        info,
+        &mut Vec::new(),
+    );
+    jit.run_gathered(
+        0,
+        &mut as_slices(&mut b),
+        &gathers,
+        start,
+        end,
+        info,
+        &mut Vec::new(),
+    );
     match first_difference(&a, &b) {
         Some((var, e)) => Err(format!(
             "elements {start}..{end}: v{var}[{e}] is {:?} interpreted, {:?} compiled",

@@ -844,14 +844,21 @@ fn stdp_song_weights_become_bimodal_as_in_brian2() {
     let out = scratch("stdp-song");
     let ran = simulate(&model, &with_seed(1), &out).unwrap_or_else(|e| panic!("{e}"));
     let table = read_f64(&ran.out.join("Input-Post_w.npy"));
-    assert_eq!(table.len(), 3 * 1000, "one row (source, target, w) per synapse");
+    assert_eq!(
+        table.len(),
+        3 * 1000,
+        "one row (source, target, w) per synapse"
+    );
     let w: Vec<f64> = table.chunks(3).map(|row| row[2] / 0.01).collect();
     let fraction = |f: &dyn Fn(f64) -> bool| w.iter().filter(|&&x| f(x)).count() as f64 / 1000.0;
     let below = fraction(&|x| x < 0.1);
     let above = fraction(&|x| x > 0.9);
     let mean = w.iter().sum::<f64>() / 1000.0;
     let post_spikes = read_f64(&ran.out.join("Post_spikes_times.npy")).len() as f64;
-    assert!(below > 0.15 && above > 0.15, "not bimodal: {below} below, {above} above");
+    assert!(
+        below > 0.15 && above > 0.15,
+        "not bimodal: {below} below, {above} above"
+    );
     assert_near("fraction of w < 0.1 gmax", below, 0.2382, 0.065);
     assert_near("fraction of w > 0.9 gmax", above, 0.1878, 0.025);
     assert_near("mean w / gmax", mean, 0.4734, 0.011);
