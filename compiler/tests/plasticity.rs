@@ -500,3 +500,185 @@ network Coins {{
         "{heads} heads in 200 flips"
     );
 }
+
+/// Lowers `source` (written as `model.snn` in a scratch directory) and returns the rendered
+/// errors; panics if it lowers.
+fn lowering_errors(name: &str, source: &str) -> String {
+    let dir = scratch(name);
+    let model = dir.join("model.snn");
+    std::fs::write(&model, source).unwrap();
+    let checked = driver::check_file(&model).unwrap();
+    assert!(
+        !checked.has_errors(),
+        "{}",
+        snnc::diagnostics::render_text(&checked.sources, &checked.diagnostics)
+    );
+    match driver::lower(&checked, None, &Overrides::default()) {
+        Ok(_) => panic!("{name}: lowered without error"),
+        Err(d) => snnc::diagnostics::render_text(&checked.sources, &d),
+    }
+}
+
+/// What `snnc run` refuses in plastic synapses, each with a message that says why and the line.
+#[test]
+fn unsupported_plastic_synapses_are_refused_with_their_line() {
+    let network = |synapse: &str, extra: &str| {
+        format!(
+            r#"{TRIGGER}
+{synapse}
+network N {{
+    A = Trigger[2]
+    B = Trigger[2]
+    A -> B : S {{ target = g }} {extra}
+    run 10 ms
+}}
+"#
+        )
+    };
+    let cases = [
+        (
+            "nonlinear",
+            network(
+                "synapse S {\n    state x: 1 = 1\n    dx/dt = -x * x / 10 ms\n    target g: 1\n    on pre { g += x }\n}",
+                "",
+            ),
+            "cannot integrate `x` between events",
+            "model.snn:12:",
+        ),
+        (
+            "shared-state",
+            network(
+                "synapse S {\n    shared state s: 1 = 0\n    target g: 1\n    on pre { g += 1\n        s += 1 }\n}",
+                "",
+            ),
+            "has the shared state `s`, which the simulator does not run yet",
+            "model.snn:11:",
+        ),
+        (
+            "port-set",
+            network(
+                "synapse S {\n    state w: 1 = 1\n    target g: 1\n    on pre { g = w }\n}",
+                "",
+            ),
+            "which can only be incremented",
+            "model.snn:13:",
+        ),
+        (
+            "random-trace",
+            network(
+                "synapse S {\n    pre state x: 1 = 0\n    target g: 1\n    on pre { g += 1\n        x += rand() }\n}",
+                "",
+            ),
+            "draws a random number for the trace `x`",
+            "model.snn:14:",
+        ),
+        (
+            "delays",
+            network(
+                "synapse S {\n    state w: 1 = 1\n    target g: 1\n    on pre { g += w }\n}",
+                "delay uniform(1 ms, 2 ms)",
+            ),
+            "a plastic projection needs one delay for all its synapses",
+            "model.snn:18:",
+        ),
+    ];
+    for (name, source, message, at) in cases {
+        let errors = lowering_errors(name, &source);
+        assert!(errors.contains(message), "{name}: {errors}");
+        assert!(
+            errors.contains(at),
+            "{name}: expected the error at {at}: {errors}"
+        );
+    }
+    let static_record = lowering_errors(
+        "static-record",
+        &format!(
+            "import stdlib.synapses.static\n{TRIGGER}\nnetwork N {{\n    A = Trigger[2]\n    B = Trigger[2]\n    A -> B : Static {{ w = 1, target = g }}\n    record w of A -> B\n    run 10 ms\n}}\n"
+        ),
+    );
+    assert!(
+        static_record.contains("its synapses are static"),
+        "{static_record}"
+    );
+}
+
+/// Weights learned in one run, written by `record w of A -> B`, are the initial weights of a
+/// later run that reads the table with `connect from`.
+#[test]
+fn learned_weights_reload_as_initial_weights() {
+    let deltas = [5.0, -7.0, 3.0];
+    let (pre, drive, _) = pairings(&deltas);
+    let dir = setup(
+        "save",
+        "import stdlib.synapses.stdp",
+        "StdpAdditive { w = 0.5, w_max = 1, dA_pre = 0.01, dA_post = -0.0105, target = g }",
+        &pre,
+        &drive,
+        deltas.len() + 1,
+    );
+    // Record the learned table by running the model with an output directory.
+    let source = std::fs::read_to_string(dir.join("model.snn")).unwrap();
+    let source = source.replace("    run ", "    record w of Pre -> Post\n    run ");
+    std::fs::write(dir.join("model.snn"), source).unwrap();
+    let model = dir.join("model.snn");
+    let checked = driver::check_file(&model).unwrap();
+    let program = driver::lower(&checked, None, &Overrides::default()).unwrap();
+    let data = driver::read_data_files(&model, &program).unwrap();
+    let steps = instantiate::steps_for(program.duration.unwrap(), program.dt);
+    let out = dir.join("out");
+    let output = instantiate::Output {
+        dir: out.clone(),
+        format: snnc_runtime::OutputFormat::Npy,
+    };
+    let (mut network, _) = instantiate::instantiate(&program, &data, steps, Some(&output)).unwrap();
+    let compiled = snnc::codegen::jit_compile(&program.jit_kernels()).unwrap();
+    let mut kernels = instantiate::compiled_kernels(&program, &compiled);
+    let mut handlers = instantiate::compiled_handlers(&program, &compiled);
+    Simulation::new()
+        .run_with_plasticity(
+            &mut network,
+            &mut kernels,
+            &mut handlers,
+            steps,
+            &mut |_, _| {},
+        )
+        .unwrap();
+    network
+        .finish_recording(snnc_runtime::RunStatus::Complete)
+        .unwrap();
+    let learned = network.projections[1]
+        .plasticity
+        .as_ref()
+        .unwrap()
+        .array("w")
+        .unwrap()
+        .values[0];
+    assert!(
+        (learned - 0.5).abs() > 1e-3,
+        "the weight did not change: {learned}"
+    );
+
+    // A second run starts from the table, for 0 s: its initial weight is the learned one.
+    let second = dir.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::copy(out.join("Pre-Post_w.npy"), second.join("w.npy")).unwrap();
+    spikes_file(&second.join("pre.npy"), &[]);
+    spikes_file(&second.join("drive.npy"), &[]);
+    let reload = pair_model(
+        "import stdlib.synapses.stdp",
+        "StdpAdditive { w_max = 1, dA_pre = 0.01, dA_post = -0.0105, target = g }",
+        0.0,
+        1,
+    )
+    .replace("connect one_to_one delay 0 ms", "connect from \"w.npy\"");
+    std::fs::write(second.join("model.snn"), reload).unwrap();
+    let (_, network) = run(&second, Backend::Jit);
+    let reloaded = network.projections[1]
+        .plasticity
+        .as_ref()
+        .unwrap()
+        .array("w")
+        .unwrap()
+        .values[0];
+    assert_eq!(reloaded.to_bits(), learned.to_bits());
+}

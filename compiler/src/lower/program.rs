@@ -1696,12 +1696,13 @@ pub fn print(program: &Program) -> String {
             projection.name,
             projection.connect_summary(),
             program.populations[projection.post].update.vars[projection.target_var as usize].name,
-            match &projection.connect {
-                ConnectIr::File { .. } => format!(
+            match (&projection.plasticity, &projection.connect) {
+                (Some(_), _) => "plastic (handlers deliver)".to_string(),
+                (None, ConnectIr::File { .. }) => format!(
                     "{} (or the file's weight column)",
                     value(&projection.weight)
                 ),
-                _ => value(&projection.weight),
+                (None, _) => value(&projection.weight),
             },
             value(&projection.delay)
         ));
