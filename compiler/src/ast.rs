@@ -397,7 +397,11 @@ pub struct Projection {
     pub synapse: Ident,
     pub inits: Vec<Init>,
     pub connect: Option<Connect>,
+    /// The axonal delay (before the synapse).
     pub delay: Option<Expr>,
+    /// `delay AXONAL, dendritic EXPR`: the delay after the synapse (the word is kept to check
+    /// it).
+    pub dendritic_delay: Option<(Ident, Expr)>,
     pub span: Span,
 }
 

@@ -316,14 +316,26 @@ pub fn instantiate(
                         .note("heterogeneous delays of plastic synapses are not simulated yet"),
                 ));
             }
+            // The connectivity's delay is the axonal one; the ring carries the dendritic one.
+            let axonal = conn.max_delay();
+            // Rounded like any delay (a constant, checked non-negative by the checker).
+            let dendritic = (projection.dendritic_delay / dt)
+                .round()
+                .clamp(0.0, f64::from(u16::MAX)) as u16;
             let state = Plasticity::new(
                 conn,
                 arrays,
                 plastic.port.map(|p| p as usize),
-                conn.max_delay(),
+                axonal,
+                dendritic,
                 matches!(projection.pre, Node::Population(_)),
             )
             .map_err(at)?;
+            if dendritic != 0 {
+                built.connectivity.set_homogeneous_delay(dendritic);
+                built.ring =
+                    snnc_runtime::DelayRing::new(n_post as usize, dendritic).map_err(at)?;
+            }
             built.plasticity = Some(Box::new(state));
         }
         network.add_projection(built).map_err(at)?;

@@ -1602,6 +1602,19 @@ fn resolve_network(
                 if let Some(delay) = &projection.delay {
                     check_net_expr(delay, NetContext::Synapse, diagnostics);
                 }
+                if let Some((word, delay)) = &projection.dendritic_delay {
+                    if word.name != "dendritic" {
+                        diagnostics.push(
+                            Diagnostic::error(format!(
+                                "expected `delay AXONAL, dendritic DENDRITIC`, found `{}`",
+                                word.name
+                            ))
+                            .primary(word.span, "unknown kind of delay")
+                            .note("the first delay is axonal (before the synapse); `, dendritic T` adds the delay after it"),
+                        );
+                    }
+                    check_net_expr(delay, NetContext::Constant, diagnostics);
+                }
             }
             NetItem::Input(input) => {
                 if let Some(PopulationInfo {

@@ -143,6 +143,16 @@ fn pairings(deltas_ms: &[f64]) -> (Vec<(f64, u32)>, Vec<(f64, u32)>, Vec<(f64, f
 }
 
 fn pair_model(synapse_import: &str, synapse: &str, delay_ms: f64, duration_s: usize) -> String {
+    pair_model_with(
+        synapse_import,
+        synapse,
+        &format!("{delay_ms} ms"),
+        duration_s,
+    )
+}
+
+/// As `pair_model`, with the projection's whole delay clause after `delay`.
+fn pair_model_with(synapse_import: &str, synapse: &str, delays: &str, duration_s: usize) -> String {
     format!(
         r#"{synapse_import}
 import stdlib.synapses.static
@@ -153,7 +163,7 @@ network Pairs {{
     Drive = spikes[1] from "drive.npy"
     Post = Trigger[1]
     Drive -> Post : Static {{ w = 1, target = v }} connect one_to_one
-    Pre -> Post : {synapse} connect one_to_one delay {delay_ms} ms
+    Pre -> Post : {synapse} connect one_to_one delay {delays}
     run {duration_s} s
 }}
 "#
@@ -164,20 +174,21 @@ network Pairs {{
 /// pre spike at `t_pre` followed by a post spike at `t_post` changes the weight by
 /// `dA_pre·exp(-(t_post - t_pre)/τ)`, a post spike followed by a pre spike by
 /// `dA_post·exp(-(t_pre - t_post)/τ)`. With axonal delay `D`, the synapse sees the pre spike at
-/// `t_pre + D`. Each pairing is isolated, so the final weight is `w0 + Σ Δw`.
+/// `t_pre + D`; with a dendritic delay `E`, it sees the post spike at `t_post + E` (NEST's
+/// convention when `D = 0`). Each pairing is isolated, so the final weight is `w0 + Σ Δw`.
 #[test]
 fn pair_stdp_matches_the_exponential_window() {
-    for delay_ms in [0.0, 2.0] {
-        let dir = scratch(&format!("pair-{delay_ms}"));
+    for (delay_ms, dendritic_ms) in [(0.0, 0.0), (2.0, 0.0), (0.0, 3.0), (2.0, 3.0)] {
+        let dir = scratch(&format!("pair-{delay_ms}-{dendritic_ms}"));
         let deltas = [5.0, -5.0, 10.0, -20.0, 1.0, 40.0, -0.5];
         let (pre, drive, times) = pairings(&deltas);
         spikes_file(&dir.join("pre.npy"), &pre);
         spikes_file(&dir.join("drive.npy"), &drive);
         let (w0, dpre, dpost, tau) = (0.5, 0.01, -0.0105, 0.020);
-        let model = pair_model(
+        let model = pair_model_with(
             "import stdlib.synapses.stdp",
             "StdpAdditive { w = 0.5, w_max = 1, dA_pre = 0.01, dA_post = -0.0105, target = g }",
-            delay_ms,
+            &format!("{delay_ms} ms, dendritic {dendritic_ms} ms"),
             deltas.len() + 1,
         );
         std::fs::write(dir.join("model.snn"), model).unwrap();
@@ -185,7 +196,7 @@ fn pair_stdp_matches_the_exponential_window() {
         let mut expected = w0;
         for &(t_pre, t_post) in &times {
             let seen_pre = t_pre + delay_ms * 1e-3;
-            let lag = t_post - seen_pre;
+            let lag = t_post + dendritic_ms * 1e-3 - seen_pre;
             expected += if lag >= 0.0 {
                 dpre * (-lag / tau).exp()
             } else {
@@ -197,7 +208,7 @@ fn pair_stdp_matches_the_exponential_window() {
         let error = (w[0] - expected).abs();
         assert!(
             error < 1e-14,
-            "delay {delay_ms} ms: w = {}, expected {expected} (error {error:e})",
+            "delay {delay_ms} ms, dendritic {dendritic_ms} ms: w = {}, expected {expected} (error {error:e})",
             w[0]
         );
     }
@@ -681,4 +692,28 @@ fn learned_weights_reload_as_initial_weights() {
         .unwrap()
         .values[0];
     assert_eq!(reloaded.to_bits(), learned.to_bits());
+}
+
+/// A dendritic delay holds back what the synapse sends: a presynaptic spike-source event at
+/// 10 ms through `delay 1 ms, dendritic 3 ms` runs `on pre` at 11 ms (its increment goes into
+/// the slot of step 110 + 30) and reaches `g` at the end of step 140, i.e. in the state after
+/// 14.1 ms, not before.
+#[test]
+fn dendritic_delay_delays_the_delivery() {
+    for (run_ms, expected) in [(14.0, 0.0), (14.1, 0.25)] {
+        let dir = scratch(&format!("dendritic-{run_ms}"));
+        spikes_file(&dir.join("pre.npy"), &[(0.010, 0)]);
+        spikes_file(&dir.join("drive.npy"), &[]);
+        let model = pair_model_with(
+            "import stdlib.synapses.stdp",
+            "StdpAdditive { w = 0.25, w_max = 1, dA_pre = 0.01, dA_post = -0.0105, target = g }",
+            "1 ms, dendritic 3 ms",
+            1,
+        )
+        .replace("run 1 s", &format!("run {run_ms} ms"));
+        std::fs::write(dir.join("model.snn"), model).unwrap();
+        let (_, network) = run(&dir, Backend::Jit);
+        let g = network.populations[0].array("g").unwrap()[0];
+        assert_eq!(g, expected, "after {run_ms} ms");
+    }
 }

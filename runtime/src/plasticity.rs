@@ -208,6 +208,11 @@ pub struct Plasticity {
     axonal_delay: usize,
     /// Presynaptic spikes waiting for their arrival step, one list per step modulo the delay.
     pending: Vec<Vec<u32>>,
+    /// Steps between a synapse and its target: port increments reach the target this much
+    /// later, and a postsynaptic spike reaches the synapse (`on post`) this much later.
+    dendritic_delay: u16,
+    /// Postsynaptic spikes waiting to reach the synapses.
+    pending_post: Vec<Vec<u32>>,
     /// Whether the presynaptic node is a neuron population (its spikes are recorded at the end
     /// of their step) rather than a spike source (recorded at the start).
     pre_is_population: bool,
@@ -220,14 +225,15 @@ pub struct Plasticity {
 }
 
 impl Plasticity {
-    /// Plastic state for `connectivity`, with its arrays (already sized and initialised) and
-    /// an axonal delay of `axonal_delay` steps (the connectivity's own delay must be that same
-    /// homogeneous value; the caller checks).
+    /// Plastic state for `connectivity`, with its arrays (already sized and initialised), an
+    /// axonal delay of `axonal_delay` steps and a dendritic delay of `dendritic_delay` steps
+    /// (the projection's ring must hold delays up to `dendritic_delay`).
     pub fn new(
         connectivity: &Connectivity,
         arrays: Vec<PlasticArray>,
         port: Option<usize>,
         axonal_delay: u16,
+        dendritic_delay: u16,
         pre_is_population: bool,
     ) -> Result<Self, RuntimeError> {
         let n_synapses = connectivity.n_synapses();
@@ -265,6 +271,8 @@ impl Plasticity {
             port,
             axonal_delay,
             pending: vec![Vec::new(); axonal_delay + 1],
+            dendritic_delay,
+            pending_post: vec![Vec::new(); usize::from(dendritic_delay) + 1],
             pre_is_population,
             post_start: index.col_start.clone(),
             post_synapse,
@@ -314,6 +322,13 @@ impl Plasticity {
         let now = (k % n_slots as u64) as usize;
         // Taken out (and put back emptied) so the passes can borrow the state mutably.
         let mut arrivals = std::mem::take(&mut self.pending[now]);
+        let n_post_slots = self.pending_post.len() as u64;
+        let reach = ((k + u64::from(self.dendritic_delay)) % n_post_slots) as usize;
+        self.pending_post[reach].extend_from_slice(post_spikes);
+        let now_post = (k % n_post_slots) as usize;
+        let reaching = std::mem::take(&mut self.pending_post[now_post]);
+        let post_spikes = reaching.as_slice();
+        let dendritic = self.dendritic_delay;
 
         let mut events = 0u64;
         let t_pre = if self.pre_is_population {
@@ -342,7 +357,7 @@ impl Plasticity {
                         for &target in &connectivity.targets()[range] {
                             let value = std::mem::take(&mut values[target as usize]);
                             if value != 0.0 {
-                                ring.add(target, 0, value)?;
+                                ring.add(target, dendritic, value)?;
                             }
                         }
                     }
@@ -401,6 +416,9 @@ impl Plasticity {
         })();
         arrivals.clear();
         self.pending[now] = arrivals;
+        let mut reaching = reaching;
+        reaching.clear();
+        self.pending_post[now_post] = reaching;
         result.map(|()| events)
     }
 }

@@ -1179,6 +1179,15 @@ fn check_projection(
             ast::Connect::File { .. } => {}
         }
     }
+    if let Some((_, delay)) = &projection.dendritic_delay {
+        expect_net(
+            delay,
+            NetContext::Constant,
+            Dim::time(),
+            "a dendritic delay",
+            diagnostics,
+        );
+    }
     if let Some(delay) = &projection.delay {
         expect_net(
             delay,

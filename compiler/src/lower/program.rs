@@ -101,6 +101,9 @@ pub struct ProjectionIr {
     pub delay: SynapseValue,
     pub span: Span,
     pub delay_span: Span,
+    /// Seconds between a synapse and its target (after `on pre`, before `on post` sees a
+    /// postsynaptic spike); `delay` is then the axonal part. Plastic projections only.
+    pub dendritic_delay: f64,
     /// The handlers and state of a plastic synapse model (`weight` is then unused: the
     /// handlers deliver). `None` for a static synapse.
     pub plasticity: Option<super::plasticity::PlasticityIr>,
@@ -1283,6 +1286,27 @@ impl NetworkLowerer<'_> {
                     Some(d) => self.synapse_value(synapse, projection, d),
                     None => SynapseValue::Const(0.0),
                 };
+                let dendritic_delay = match &projection.dendritic_delay {
+                    Some((_, d)) => {
+                        if !plastic {
+                            self.diagnostics.push(
+                                Diagnostic::error("a dendritic delay needs a plastic synapse")
+                                    .primary(d.span, "here")
+                                    .note("for a static synapse only the total delay matters: add it to the `delay`"),
+                            );
+                            continue;
+                        }
+                        let value = self.constant(d).unwrap_or(0.0);
+                        if value < 0.0 {
+                            self.diagnostics.push(
+                                Diagnostic::error("a delay cannot be negative")
+                                    .primary(d.span, "negative dendritic delay"),
+                            );
+                        }
+                        value.max(0.0)
+                    }
+                    None => 0.0,
+                };
                 let (weight, plasticity) = if plastic {
                     if let (SynapseValue::PerSynapse(_), Some(d)) = (&delay, &projection.delay) {
                         self.diagnostics.push(
@@ -1325,6 +1349,7 @@ impl NetworkLowerer<'_> {
                         .delay
                         .as_ref()
                         .map_or(projection.span, |d| d.span),
+                    dendritic_delay,
                     plasticity,
                 });
             }
