@@ -127,7 +127,10 @@ neuron Trigger {
 /// One pre spike and one post spike per pairing, the pairings 1 s apart (so a trace left by
 /// one pairing has decayed by e^-50 when the next starts: far below rounding), and the post
 /// drive sent so that the post spike lands at `t_pre + delta`.
-fn pairings(deltas_ms: &[f64]) -> (Vec<(f64, u32)>, Vec<(f64, u32)>, Vec<(f64, f64)>) {
+/// Spike tables (time, index) for the presynaptic and the drive source.
+type Spikes = Vec<(f64, u32)>;
+
+fn pairings(deltas_ms: &[f64]) -> (Spikes, Spikes, Vec<(f64, f64)>) {
     let mut pre = Vec::new();
     let mut drive = Vec::new();
     let mut times = Vec::new();
