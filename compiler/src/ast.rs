@@ -368,6 +368,15 @@ pub enum NetItem {
         every: Option<Expr>,
         span: Span,
     },
+    /// `record w of Input -> Post every 10 s` (samples of chosen synapses) or
+    /// `record w of Input -> Post` (the whole projection at the end, as a connection table).
+    RecordSynapses {
+        what: RecordWhat,
+        source: PopRef,
+        target: PopRef,
+        every: Option<Expr>,
+        span: Span,
+    },
     /// `run 1 s`
     Run {
         duration: Expr,
@@ -389,7 +398,11 @@ pub struct Projection {
     pub synapse: Ident,
     pub inits: Vec<Init>,
     pub connect: Option<Connect>,
+    /// The axonal delay (before the synapse).
     pub delay: Option<Expr>,
+    /// `delay AXONAL, dendritic EXPR`: the delay after the synapse (the word is kept to check
+    /// it).
+    pub dendritic_delay: Option<(Ident, Expr)>,
     pub span: Span,
 }
 

@@ -182,6 +182,13 @@ pub fn lower(
         crate::opt::optimize(&mut population.update);
         crate::opt::optimize(&mut population.init);
     }
+    for projection in &mut program.projections {
+        if let Some(plastic) = &mut projection.plasticity {
+            for kernel in plastic.kernels.iter_mut().flatten() {
+                crate::opt::optimize(kernel);
+            }
+        }
+    }
     Ok(program)
 }
 

@@ -1097,11 +1097,23 @@ fn check_block(
     handler: Handler,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    check_block_within(scope, block, handler, &[], diagnostics);
+}
+
+/// As [`check_block`], inside `if`s whose conditions are `conditions`.
+fn check_block_within(
+    scope: &ModelScope<'_>,
+    block: &ast::Block,
+    handler: Handler,
+    conditions: &[&ast::Expr],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     for stmt in &block.stmts {
         match stmt {
             ast::Stmt::Assign { target, value, .. } => {
                 scope.check_expr(value, Use::Anywhere, diagnostics);
                 check_write(scope.model, target, handler, diagnostics);
+                check_trace_inputs(scope.model, target, value, conditions, handler, diagnostics);
             }
             ast::Stmt::If {
                 condition,
@@ -1110,14 +1122,132 @@ fn check_block(
                 ..
             } => {
                 scope.check_expr(condition, Use::Anywhere, diagnostics);
-                check_block(scope, then_block, handler, diagnostics);
+                let mut inner = conditions.to_vec();
+                inner.push(condition);
+                check_block_within(scope, then_block, handler, &inner, diagnostics);
                 if let Some(else_block) = else_block {
-                    check_block(scope, else_block, handler, diagnostics);
+                    check_block_within(scope, else_block, handler, &inner, diagnostics);
                 }
             }
             ast::Stmt::Error(_) => {}
         }
     }
+}
+
+/// A `pre` or `post` state is one value per neuron, shared by all the neuron's synapses, so a
+/// handler may compute it only from what is the same for all of them: that side's own state,
+/// shared parameters, constants and `t`. Per-synapse state, the other side's state and the
+/// target port are refused (in the assigned value and in the conditions around it, `let`s
+/// followed), with where that state lives.
+fn check_trace_inputs(
+    model: &ModelInfo,
+    target: &ast::Ident,
+    value: &ast::Expr,
+    conditions: &[&ast::Expr],
+    handler: Handler,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Some(SymbolInfo {
+        symbol:
+            Symbol::Var {
+                kind: VarKind::State,
+                placement: side @ (Placement::Pre | Placement::Post),
+                ..
+            },
+        span: declared,
+    }) = model.symbols.get(&target.name)
+    else {
+        return;
+    };
+    // A write the handler may not make at all is reported by `check_write`.
+    if (*side == Placement::Pre) != (handler == Handler::OnPre) {
+        return;
+    }
+    let side_name = if *side == Placement::Pre {
+        "presynaptic"
+    } else {
+        "postsynaptic"
+    };
+    let mut reported: HashSet<String> = HashSet::new();
+    let mut check = |expr: &ast::Expr, in_condition: bool| {
+        let mut seen: Vec<(String, Span)> = Vec::new();
+        collect_model_names(model, expr, &mut seen, &mut Vec::new());
+        for (name, span) in seen {
+            let Some(info) = model.symbols.get(&name) else {
+                continue;
+            };
+            let lives = match &info.symbol {
+                Symbol::Var {
+                    placement: Placement::Each,
+                    ..
+                } => "one value per synapse",
+                Symbol::Var {
+                    placement: p @ (Placement::Pre | Placement::Post),
+                    ..
+                } if p != side => {
+                    if *p == Placement::Pre {
+                        "one value per presynaptic neuron"
+                    } else {
+                        "one value per postsynaptic neuron"
+                    }
+                }
+                Symbol::Target => "the postsynaptic target variable",
+                _ => continue,
+            };
+            if !reported.insert(name.clone()) {
+                continue;
+            }
+            let how = if in_condition {
+                "under a condition on"
+            } else {
+                "from"
+            };
+            diagnostics.push(
+                Diagnostic::error(format!(
+                    "the {side_name} trace `{}` is written {how} `{name}`, which is not the same for all synapses of the neuron",
+                    target.name
+                ))
+                .primary(span, format!("`{name}` lives here: {lives}"))
+                .secondary(target.span, format!("`{}` is one value per {side_name} neuron, shared by all its synapses", target.name))
+                .secondary(*declared, "declared here")
+                .note(format!(
+                    "a `{}` state may be computed from `{}` state, shared parameters, constants and `t`; keep per-synapse quantities in a per-synapse `state`",
+                    if *side == Placement::Pre { "pre" } else { "post" },
+                    if *side == Placement::Pre { "pre" } else { "post" },
+                )),
+            );
+        }
+    };
+    check(value, false);
+    for condition in conditions {
+        check(condition, true);
+    }
+}
+
+/// Every model name an expression reads, following `let`s (each let once), with the span
+/// where it is read (for a let, where the let is used).
+fn collect_model_names(
+    model: &ModelInfo,
+    expr: &ast::Expr,
+    out: &mut Vec<(String, Span)>,
+    lets_seen: &mut Vec<String>,
+) {
+    walk_names(expr, &mut |name, span, is_call| {
+        if is_call {
+            return;
+        }
+        if let Some(let_expr) = model.let_value(name) {
+            if lets_seen.iter().any(|l| l == name) {
+                return;
+            }
+            lets_seen.push(name.to_string());
+            let mut inner = Vec::new();
+            collect_model_names(model, let_expr, &mut inner, lets_seen);
+            out.extend(inner.into_iter().map(|(n, _)| (n, span)));
+        } else {
+            out.push((name.to_string(), span));
+        }
+    });
 }
 
 fn check_write(
@@ -1560,6 +1690,19 @@ fn resolve_network(
                 if let Some(delay) = &projection.delay {
                     check_net_expr(delay, NetContext::Synapse, diagnostics);
                 }
+                if let Some((word, delay)) = &projection.dendritic_delay {
+                    if word.name != "dendritic" {
+                        diagnostics.push(
+                            Diagnostic::error(format!(
+                                "expected `delay AXONAL, dendritic DENDRITIC`, found `{}`",
+                                word.name
+                            ))
+                            .primary(word.span, "unknown kind of delay")
+                            .note("the first delay is axonal (before the synapse); `, dendritic T` adds the delay after it"),
+                        );
+                    }
+                    check_net_expr(delay, NetContext::Constant, diagnostics);
+                }
             }
             NetItem::Input(input) => {
                 if let Some(PopulationInfo {
@@ -1626,6 +1769,91 @@ fn resolve_network(
                 if let Some(every) = every {
                     check_net_expr(every, NetContext::Constant, diagnostics);
                 }
+            }
+            NetItem::RecordSynapses {
+                what,
+                source,
+                target,
+                every,
+                span,
+            } => {
+                let source_ok = check_pop_ref(&pops, source, diagnostics).is_some();
+                let target_ok = check_pop_ref(&pops, target, diagnostics).is_some();
+                if let Some(every) = every {
+                    check_net_expr(every, NetContext::Constant, diagnostics);
+                }
+                let vars = match what {
+                    ast::RecordWhat::Spikes(spikes) => {
+                        diagnostics.push(
+                            Diagnostic::error("synapses have no spikes to record")
+                                .primary(*spikes, "record spikes of a population instead")
+                                .help(format!(
+                                    "`record w of {} -> {}` records a synapse variable `w`",
+                                    source.name.name, target.name.name
+                                )),
+                        );
+                        continue;
+                    }
+                    ast::RecordWhat::Vars(vars) => vars,
+                };
+                if !(source_ok && target_ok) {
+                    continue;
+                }
+                let projection = network.items.iter().find_map(|item| match item {
+                    NetItem::Projection(p)
+                        if p.sources.iter().any(|s| s.name.name == source.name.name)
+                            && p.targets.iter().any(|t| t.name.name == target.name.name) =>
+                    {
+                        Some(p)
+                    }
+                    _ => None,
+                });
+                let Some(projection) = projection else {
+                    diagnostics.push(
+                        Diagnostic::error(format!(
+                            "there is no projection `{} -> {}` to record from",
+                            source.name.name, target.name.name
+                        ))
+                        .primary(source.span.to(target.span), "no such projection"),
+                    );
+                    continue;
+                };
+                let Some(synapse) = resolved
+                    .lookup_model(module, &projection.synapse.name)
+                    .filter(|m| m.ast.kind == ModelKind::Synapse)
+                else {
+                    continue;
+                };
+                for var in vars {
+                    match synapse.var(&var.name) {
+                        Some(decl) if decl.placement == Placement::Each => {}
+                        Some(decl) => diagnostics.push(
+                            Diagnostic::error(format!(
+                                "cannot record `{}` per synapse: it lives {}",
+                                var.name,
+                                match decl.placement {
+                                    Placement::Pre => "on the presynaptic neuron (one value per neuron)",
+                                    Placement::Post => "on the postsynaptic neuron (one value per neuron)",
+                                    _ => "once for the whole projection",
+                                }
+                            ))
+                            .primary(var.span, "not a per-synapse variable")
+                            .secondary(decl.span, "declared here")
+                            .note(format!(
+                                "`record ... of {} -> {}` records per-synapse `state` and `param`s of `{}`",
+                                source.name.name,
+                                target.name.name,
+                                synapse.name()
+                            )),
+                        ),
+                        None => diagnostics.push(unknown_member(
+                            synapse,
+                            var,
+                            "cannot record: no variable of",
+                        )),
+                    }
+                }
+                let _ = span;
             }
             NetItem::Run { duration, span } => {
                 if let Some(previous) = run.replace(*span) {

@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use snnc::codegen::jit_compile;
 use snnc::ir::interp::{self, StepInfo};
-use snnc::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
+use snnc::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
 use std::time::Instant;
 
 const N_VARS: u32 = 3;
@@ -129,6 +129,7 @@ fn kernel(name: &str, n_vars: u32, n_locals: u32, n_draws: u32, body: Vec<Stmt>)
         name: name.to_string(),
         vars: (0..n_vars)
             .map(|i| VarInfo {
+                access: Default::default(),
                 name: format!("v{i}"),
                 role: VarRole::State,
                 unit: String::new(),
@@ -267,6 +268,80 @@ proptest! {
         let k = kernel("random", N_VARS, N_LOCALS, 4, body);
         let next = StepInfo { step: info.step + 1, t: info.t + 0.1, ..info };
         compare(&k, &arrays, start, start + len, &[info, next]).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// As `compare`, for kernels whose variables are scalar or gathered (plasticity handlers):
+/// both run through `run_gathered` with the same index arrays.
+fn compare_gathered(
+    kernel: &Kernel,
+    arrays: &[Vec<f64>],
+    gathers: &[Vec<u32>],
+    start: usize,
+    end: usize,
+    info: StepInfo,
+) -> Result<(), String> {
+    let jit = jit_compile(&[kernel])?;
+    let mut a = arrays.to_vec();
+    let mut b = arrays.to_vec();
+    let gathers: Vec<&[u32]> = gathers.iter().map(|g| g.as_slice()).collect();
+    interp::run_gathered(
+        kernel,
+        &mut as_slices(&mut a),
+        &gathers,
+        start,
+        end,
+        info,
+        &mut Vec::new(),
+    );
+    jit.run_gathered(
+        0,
+        &mut as_slices(&mut b),
+        &gathers,
+        start,
+        end,
+        info,
+        &mut Vec::new(),
+    );
+    match first_difference(&a, &b) {
+        Some((var, e)) => Err(format!(
+            "elements {start}..{end}: v{var}[{e}] is {:?} interpreted, {:?} compiled",
+            a[var][e], b[var][e]
+        )),
+        None => Ok(()),
+    }
+}
+
+fn access() -> impl Strategy<Value = Access> {
+    prop_oneof![
+        Just(Access::Element),
+        Just(Access::Scalar),
+        Just(Access::Gather(0)),
+        Just(Access::Gather(1)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(Config { cases: cases() / 4, failure_persistence: None, ..Config::default() })]
+
+    /// Handler kernels address arrays per element, through one value, or through index arrays
+    /// whose entries repeat (several synapses onto one target): stores to a repeated index
+    /// must be seen by later elements, as in the interpreter.
+    #[test]
+    fn gathered_kernels_agree(
+        body in proptest::collection::vec(stmt(), 1..8),
+        arrays in proptest::collection::vec(proptest::collection::vec(constant(), LEN), N_VARS as usize),
+        modes in proptest::collection::vec(access(), N_VARS as usize),
+        gathers in proptest::collection::vec(proptest::collection::vec(0..LEN as u32, LEN), 2),
+        start in 0..4usize,
+        len in 0..7usize,
+        info in step_info(),
+    ) {
+        let mut k = kernel("gathered", N_VARS, N_LOCALS, 4, body);
+        for (var, mode) in k.vars.iter_mut().zip(modes) {
+            var.access = mode;
+        }
+        compare_gathered(&k, &arrays, &gathers, start, start + len, info).map_err(TestCaseError::fail)?;
     }
 }
 

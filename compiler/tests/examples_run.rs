@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Examples waiting for plasticity in the simulator.
-const AWAITING_PLASTICITY: &[&str] = &["stdp_song.snn"];
+const AWAITING_PLASTICITY: &[&str] = &[];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -27,7 +27,15 @@ pub struct KernelContext {
     pub spikes: *mut u32,
     /// Number of spikes written; the kernel increments it.
     pub n_spikes: u64,
+    /// Index arrays for variables addressed by gathering (plasticity handlers: the target of
+    /// each synapse, the synapses of a postsynaptic neuron...): a variable gathered through
+    /// `gather[g]` is read at `array[gather[g][element]]`. Null when the kernel gathers
+    /// nothing (every population kernel).
+    pub gather: [*const u32; GATHERS],
 }
+
+/// The number of index arrays a [`KernelContext`] carries.
+pub const GATHERS: usize = 2;
 
 /// The kinds of random draw, numbered as compiled code passes them.
 pub const RANDOM_UNIFORM: u32 = 0;

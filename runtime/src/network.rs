@@ -355,6 +355,9 @@ pub struct Projection {
     pub target_array: usize,
     /// Pending input per post neuron, sized for the connectivity's longest delay.
     pub ring: DelayRing<f64>,
+    /// The state of plastic synapses; `None` for static ones. A plastic projection delivers
+    /// through its handlers (`plasticity.rs`) instead of `weights`.
+    pub plasticity: Option<Box<crate::plasticity::Plasticity>>,
 }
 
 impl Projection {
@@ -432,12 +435,16 @@ impl Projection {
             weights,
             target_array,
             ring,
+            plasticity: None,
         })
     }
 
     /// Bytes of synapses, weights and ring.
     pub fn bytes(&self) -> u64 {
-        self.connectivity.total_bytes() + self.weights.bytes() + self.ring.bytes()
+        self.connectivity.total_bytes()
+            + self.weights.bytes()
+            + self.ring.bytes()
+            + self.plasticity.as_ref().map_or(0, |p| p.bytes())
     }
 }
 
@@ -465,6 +472,8 @@ pub struct Recording {
     pub recorder: Recorder,
     pub spikes: Vec<SpikeMonitor>,
     pub traces: Vec<TraceMonitor>,
+    /// Recordings of plastic synapses (`plasticity.rs`).
+    pub synapses: crate::plasticity::SynapseRecording,
 }
 
 /// The sizes of a population to be built, for [`Network::check_memory`].
@@ -761,6 +770,7 @@ impl Network {
             recorder,
             spikes: Vec::new(),
             traces: Vec::new(),
+            synapses: Default::default(),
         });
         Ok(())
     }
@@ -838,6 +848,7 @@ impl Network {
     /// Writes every recording and the manifest with `status`; `None` when nothing is recorded.
     /// Safe to call more than once (each call rewrites the files).
     pub fn finish_recording(&mut self, status: RunStatus) -> Result<Option<PathBuf>, RuntimeError> {
+        self.fill_synapse_tables()?;
         match &mut self.recording {
             Some(recording) => recording.recorder.finish(status).map(Some),
             None => Ok(None),

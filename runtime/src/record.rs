@@ -50,6 +50,21 @@ pub struct SpikeHandle(usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceHandle(usize);
 
+/// Handle to a table of a [`Recorder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableHandle(usize);
+
+/// A 2-D table written once (a projection's synapses and their values).
+#[derive(Debug)]
+struct TableRecord {
+    owner: String,
+    variable: String,
+    unit: String,
+    stem: String,
+    columns: Vec<String>,
+    data: Vec<f64>,
+}
+
 #[derive(Debug)]
 struct SpikeRecord {
     population: String,
@@ -85,6 +100,7 @@ pub struct Recorder {
     format: OutputFormat,
     spikes: Vec<SpikeRecord>,
     traces: Vec<TraceRecord>,
+    tables: Vec<TableRecord>,
     stems: HashSet<String>,
     finished: bool,
 }
@@ -129,6 +145,7 @@ impl Recorder {
             format,
             spikes: Vec::new(),
             traces: Vec::new(),
+            tables: Vec::new(),
             stems: HashSet::new(),
             finished: false,
         })
@@ -201,6 +218,53 @@ impl Recorder {
             },
         });
         Ok(TraceHandle(self.traces.len() - 1))
+    }
+
+    /// Adds a table called `{owner}_{variable}` with the named columns; its rows are given
+    /// (and may be replaced) with [`Self::set_table`] before [`Self::finish`] writes it.
+    pub fn add_table(
+        &mut self,
+        owner: &str,
+        variable: &str,
+        unit: &str,
+        columns: &[&str],
+    ) -> Result<TableHandle, RuntimeError> {
+        let stem = self.claim_stem(
+            format!("{}_{}", sanitize(owner), sanitize(variable)),
+            &format!("table '{owner}.{variable}'"),
+        )?;
+        self.tables.push(TableRecord {
+            owner: owner.to_string(),
+            variable: variable.to_string(),
+            unit: unit.to_string(),
+            stem,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            data: Vec::new(),
+        });
+        Ok(TableHandle(self.tables.len() - 1))
+    }
+
+    /// Sets the rows of a table (row-major, `columns` values per row).
+    pub fn set_table(&mut self, handle: TableHandle, data: Vec<f64>) -> Result<(), RuntimeError> {
+        let table = self
+            .tables
+            .get_mut(handle.0)
+            .ok_or_else(|| RuntimeError::invalid("recorder", "unknown table handle"))?;
+        if data.len() % table.columns.len().max(1) != 0 {
+            return Err(RuntimeError::invalid(
+                "recorder",
+                format!(
+                    "table '{}.{}': {} values do not fill rows of {}",
+                    table.owner,
+                    table.variable,
+                    data.len(),
+                    table.columns.len()
+                ),
+            ));
+        }
+        table.data = data;
+        self.finished = false;
+        Ok(())
     }
 
     /// Appends the spikes emitted in `step` by the neurons in `spiking`.
@@ -379,6 +443,24 @@ impl Recorder {
                     "neurons": t.neurons,
                     "every_steps": t.every,
                     "first_step": t.first_step,
+                })),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for t in &self.tables {
+            let shape = [t.data.len() / t.columns.len().max(1), t.columns.len()];
+            match self.write_array(&t.stem, &t.data, &shape, Some(&t.columns)) {
+                Ok(file) => entries.push(json!({
+                    "file": file,
+                    "kind": "table",
+                    "population": t.owner,
+                    "variable": t.variable,
+                    "unit": t.unit,
+                    "columns": t.columns,
+                    "shape": shape,
+                    "dtype": dtype_name("<f8"),
                 })),
                 Err(e) => {
                     first_error.get_or_insert(e);

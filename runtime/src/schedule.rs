@@ -76,6 +76,7 @@ use crate::delays::{deliver_row_part, RingPart, RowWeights};
 use crate::error::RuntimeError;
 use crate::network::{Network, Node, Population, Projection, Weights};
 use crate::parallel::{split_evenly, SpinBarrier};
+use crate::plasticity::ProjectionHandlers;
 use crate::record::RunStatus;
 
 /// Updates one population for one step (phase 2 of the step loop).
@@ -190,6 +191,7 @@ impl PopulationKernel for NativeKernel {
             stream_key: self.stream_key,
             spikes: spikes.spare_capacity_mut().as_mut_ptr().cast::<u32>(),
             n_spikes: 0,
+            gather: [std::ptr::null(); crate::abi::GATHERS],
         };
         // SAFETY: the context satisfies the layout promised in `NativeKernel::new`: `n_arrays`
         // valid pointers to arrays of `size` elements, borrowed mutably for this call only;
@@ -294,6 +296,31 @@ impl Simulation {
         steps: u64,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunStats, RuntimeError> {
+        self.run_with_plasticity(network, kernels, &mut [], steps, progress)
+    }
+
+    /// As [`Self::run`], with the handler kernels of the network's plastic projections (one
+    /// [`ProjectionHandlers`] per plastic projection; see `plasticity.rs`).
+    pub fn run_with_plasticity(
+        &mut self,
+        network: &mut Network,
+        kernels: &mut [Box<dyn PopulationKernel + '_>],
+        handlers: &mut [ProjectionHandlers<'_>],
+        steps: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunStats, RuntimeError> {
+        if let Some(p) = network
+            .projections
+            .iter()
+            .enumerate()
+            .find(|(i, p)| p.plasticity.is_some() && !handlers.iter().any(|h| h.projection == *i))
+            .map(|(_, p)| p)
+        {
+            return Err(RuntimeError::invalid(
+                format!("projection '{}'", p.name),
+                "it is plastic but no handlers were given for it",
+            ));
+        }
         if kernels.len() != network.populations.len() {
             return Err(RuntimeError::invalid(
                 "simulation",
@@ -335,7 +362,12 @@ impl Simulation {
             .map(|p| split_evenly(p.size, threads))
             .collect();
         for projection in &mut network.projections {
-            projection.ring.split_at(&bounds[projection.post])?;
+            // A plastic projection is stepped by thread 0 alone (phase 3): one part.
+            let post_size = network.populations[projection.post].size;
+            match projection.plasticity {
+                None => projection.ring.split_at(&bounds[projection.post])?,
+                Some(_) => projection.ring.split_at(&[0, post_size])?,
+            }
         }
         let mut stats = RunStats {
             steps: 0,
@@ -349,6 +381,7 @@ impl Simulation {
         let result = step_loop(
             network,
             kernels,
+            handlers,
             &bounds,
             steps,
             self.progress_interval,
@@ -440,6 +473,8 @@ struct StepShared<'a> {
     /// decides whether thread 0 has work after a step (see [`Self::serial_after`]).
     has_inputs: bool,
     trace_intervals: Vec<u64>,
+    /// Whether some projection is plastic: thread 0 steps those after every step.
+    has_plastic: bool,
 }
 
 // SAFETY: the pointer tables are read-only during the run and the arrays behind them are
@@ -460,7 +495,8 @@ impl StepShared<'_> {
     /// (the next step's timed inputs, or traces to sample); the same answer on every thread.
     fn serial_after(&self, i: u64) -> bool {
         let k = self.first_step + i;
-        (self.has_inputs && i + 1 < self.steps)
+        self.has_plastic
+            || (self.has_inputs && i + 1 < self.steps)
             || self
                 .trace_intervals
                 .iter()
@@ -529,7 +565,9 @@ impl StepShared<'_> {
 /// 2. delivery and draining (each thread its targets, reading every thread's spikes), while
 ///    thread 0 also records spikes and counts them;
 /// 3. only on steps that need it (see [`StepShared::serial_after`]), a barrier, thread 0 alone
-///    samples traces and applies the next step's timed inputs, and a barrier.
+///    steps the plastic projections (their handlers, then their ring into the targets: they
+///    are not split among threads), samples traces and applies the next step's timed inputs,
+///    and a barrier.
 ///
 /// Otherwise a thread goes straight from its phase 2 to the next step's phase 1: it touches
 /// only its own ranges there, and spikes are double-buffered by step parity, so the next
@@ -542,9 +580,11 @@ impl StepShared<'_> {
 /// receives its inputs in the same order as on one thread (spikes in element order, synapses
 /// in row order, projections in order), so results are bitwise identical for any number of
 /// threads.
+#[allow(clippy::too_many_arguments)]
 fn step_loop(
     network: &mut Network,
     kernels: &mut [Box<dyn PopulationKernel + '_>],
+    handlers: &mut [ProjectionHandlers<'_>],
     bounds: &[Vec<usize>],
     steps: u64,
     progress_interval: Duration,
@@ -564,11 +604,19 @@ fn step_loop(
         ..
     } = network;
 
-    // Every ring part, by thread, in projection order; the rest of each projection is read.
+    // Every static projection's ring parts, by thread, in projection order; the rest of each
+    // projection is read. Plastic projections are thread 0's, reached through the pointer.
+    let projections_ptr = Shared(projections.as_mut_ptr());
+    let n_projections = projections.len();
+    let mut plastic = Vec::new();
     let mut parts_of_thread: Vec<Vec<&mut RingPart<f64>>> =
         (0..threads).map(|_| Vec::new()).collect();
     let mut views = Vec::with_capacity(projections.len());
-    for projection in projections.iter_mut() {
+    for (index, projection) in projections.iter_mut().enumerate() {
+        if projection.plasticity.is_some() {
+            plastic.push(index);
+            continue;
+        }
         let Projection {
             pre,
             post,
@@ -625,6 +673,7 @@ fn step_loop(
         barrier_after_delivery: natives.iter().any(Option::is_none),
         projections: views,
         has_inputs: !inputs.is_empty(),
+        has_plastic: !plastic.is_empty(),
         trace_intervals,
     };
 
@@ -715,8 +764,51 @@ fn step_loop(
                 }
             }
             Phase::AfterStep => {
+                // Plastic projections (`plasticity.rs`): `on pre` for the spikes arriving now,
+                // then `on post`; their port input into the targets, after the static ones'.
+                for &index in &plastic {
+                    // SAFETY: phase 3: the other threads wait at the barrier, and no view or
+                    // ring part refers to a plastic projection.
+                    let projection = unsafe { &mut *projections_ptr.0.add(index) };
+                    let handlers = handlers
+                        .iter_mut()
+                        .find(|h| h.projection == index)
+                        .expect("checked when the run started");
+                    // SAFETY (both): phase 3, in which no spikes are written.
+                    let pre: Vec<u32> = unsafe { shared.spikes_of(projection.pre, k) }
+                        .flatten()
+                        .copied()
+                        .collect();
+                    let post: Vec<u32> =
+                        unsafe { shared.spikes_of(Node::Population(projection.post), k) }
+                            .flatten()
+                            .copied()
+                            .collect();
+                    let Projection {
+                        connectivity,
+                        ring,
+                        plasticity,
+                        post: post_population,
+                        target_array,
+                        ..
+                    } = projection;
+                    let state = plasticity.as_deref_mut().expect("a plastic projection");
+                    stats.synaptic_events +=
+                        state.step(connectivity, ring, handlers, &pre, &post, k, shared.dt)?;
+                    // SAFETY: phase 3: the other threads wait at the barrier.
+                    let population = unsafe { &mut *shared.population(*post_population) };
+                    ring.drain_into(&mut population.arrays[*target_array]);
+                }
                 // Traces: the state at (k + 1)·dt.
                 if let Some(recording) = recording.as_mut() {
+                    if !plastic.is_empty() {
+                        // SAFETY: phase 3: nothing else reads or writes plastic state now.
+                        let projections =
+                            unsafe { std::slice::from_raw_parts(projections_ptr.0, n_projections) };
+                        recording
+                            .synapses
+                            .sample(&mut recording.recorder, projections, k)?;
+                    }
                     for monitor in &recording.traces {
                         if (k + 1) % monitor.every_steps == 0 {
                             // SAFETY: phase 3: the other threads wait at the barrier.
@@ -873,6 +965,7 @@ fn run_kernels(shared: &StepShared<'_>, thread: usize, k: u64) -> Result<(), Run
             stream_key: native.stream_key,
             spikes: buffer.spare_capacity_mut().as_mut_ptr().cast::<u32>(),
             n_spikes: 0,
+            gather: [std::ptr::null(); crate::abi::GATHERS],
         };
         // SAFETY: the pointer table holds `n_arrays` (checked in `run`) pointers to arrays of
         // the population's size; this thread alone accesses elements `range` of them in this

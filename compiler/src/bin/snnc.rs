@@ -221,17 +221,13 @@ fn run(
     // Native code first: a failure here is a compiler bug, and must stop before any output.
     let jit_started = Instant::now();
     let compiled = match backend {
-        Backend::Jit => {
-            let kernels: Vec<&snnc::ir::Kernel> =
-                program.populations.iter().map(|p| &p.update).collect();
-            match snnc::codegen::jit_compile(&kernels) {
-                Ok(compiled) => Some(compiled),
-                Err(message) => {
-                    eprintln!("error: code generation failed: {message}");
-                    return ExitCode::from(1);
-                }
+        Backend::Jit => match snnc::codegen::jit_compile(&program.jit_kernels()) {
+            Ok(compiled) => Some(compiled),
+            Err(message) => {
+                eprintln!("error: code generation failed: {message}");
+                return ExitCode::from(1);
             }
-        }
+        },
         Backend::Interpreter => None,
     };
     let jit_time = jit_started.elapsed();
@@ -267,6 +263,10 @@ fn run(
         Some(compiled) => instantiate::compiled_kernels(&program, compiled),
         None => instantiate::interpreted_kernels(&program),
     };
+    let mut handlers = match &compiled {
+        Some(compiled) => instantiate::compiled_handlers(&program, compiled),
+        None => instantiate::interpreted_handlers(&program),
+    };
     let build_time = build_started.elapsed();
 
     let show_progress = !quiet && duration > 1.0 && std::io::stderr().is_terminal();
@@ -297,7 +297,13 @@ fn run(
         }
     };
     let mut simulation = Simulation::with_threads(threads);
-    let stats = match simulation.run(&mut network, &mut kernels, steps, &mut progress) {
+    let stats = match simulation.run_with_plasticity(
+        &mut network,
+        &mut kernels,
+        &mut handlers,
+        steps,
+        &mut progress,
+    ) {
         Ok(stats) => stats,
         Err(error) => {
             eprintln!("error: the simulation stopped: {error}");

@@ -171,6 +171,33 @@ fn dump_network(network: &ast::Network, out: &mut String) {
                 let of: Vec<&str> = of.iter().map(|p| p.name.name.as_str()).collect();
                 let _ = writeln!(out, "    record {what} of {}", of.join(", "));
             }
+            NetItem::RecordSynapses {
+                what,
+                source,
+                target,
+                every,
+                ..
+            } => {
+                let what = match what {
+                    ast::RecordWhat::Spikes(_) => "spikes".to_string(),
+                    ast::RecordWhat::Vars(vars) => vars
+                        .iter()
+                        .map(|v| v.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let _ = writeln!(
+                    out,
+                    "    record {what} of {} -> {}{}",
+                    source.name.name,
+                    target.name.name,
+                    if every.is_some() {
+                        ", sampled"
+                    } else {
+                        ", at the end"
+                    }
+                );
+            }
             NetItem::Run { .. } => out.push_str("    run\n"),
             NetItem::Error(_) => out.push_str("    <error>\n"),
         }

@@ -982,6 +982,24 @@ fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut 
                     ),
                 }
             }
+            NetItem::RecordSynapses {
+                source,
+                target,
+                every,
+                ..
+            } => {
+                check_range(source, diagnostics);
+                check_range(target, diagnostics);
+                if let Some(every) = every {
+                    expect_net(
+                        every,
+                        NetContext::Constant,
+                        Dim::time(),
+                        "a recording interval",
+                        diagnostics,
+                    );
+                }
+            }
             NetItem::Record { of, every, .. } => {
                 for pop in of {
                     check_range(pop, diagnostics);
@@ -1160,6 +1178,15 @@ fn check_projection(
             }
             ast::Connect::File { .. } => {}
         }
+    }
+    if let Some((_, delay)) = &projection.dendritic_delay {
+        expect_net(
+            delay,
+            NetContext::Constant,
+            Dim::time(),
+            "a dendritic delay",
+            diagnostics,
+        );
     }
     if let Some(delay) = &projection.delay {
         expect_net(

@@ -35,7 +35,7 @@
 //! one variable is not reloaded after a store to another.
 
 use crate::ir::interp::{self, random_kind};
-use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, GATHERS};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     types, AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature,
@@ -224,6 +224,16 @@ pub fn define_kernel<M: Module>(
 
 /// Rejects out-of-range variable and local indices, which the interpreter would panic on.
 fn validate(kernel: &Kernel) -> Result<(), String> {
+    if let Some(v) = kernel
+        .vars
+        .iter()
+        .find(|v| matches!(v.access, Access::Gather(g) if g as usize >= GATHERS))
+    {
+        return Err(format!(
+            "kernel `{}`: variable `{}` gathers through an index array that does not exist",
+            kernel.name, v.name
+        ));
+    }
     let n_vars = kernel.vars.len();
     let n_locals = kernel.n_locals as usize;
     let mut err = None;
@@ -420,6 +430,11 @@ struct Gen<'f> {
     stream_key: Value,
     /// Base pointer of each array the kernel touches (loaded once, before the loop).
     bases: Vec<Option<Value>>,
+    /// How each variable is addressed, and for gathered ones, the index arrays (loaded once)
+    /// and the current element's byte offset through each (computed once per element).
+    access: Vec<Access>,
+    gather_bases: [Option<Value>; GATHERS],
+    gather_offsets: [Option<Value>; GATHERS],
     /// The current element: as an index, its byte offset into f64 arrays, as u32, as f64.
     elem_offset: Value,
     elem_u32: Value,
@@ -494,6 +509,18 @@ fn emit(
         .enumerate()
         .map(|(v, &used)| used.then(|| b.ins().load(i64t, trusted(), arrays, (v * 8) as i32)))
         .collect();
+    let access: Vec<Access> = kernel.vars.iter().map(|v| v.access).collect();
+    let mut gather_bases = [None; GATHERS];
+    for (g, base) in gather_bases.iter_mut().enumerate() {
+        if access.contains(&Access::Gather(g as u8)) {
+            *base = Some(field(
+                &mut b,
+                i64t,
+                ctx,
+                offset_of!(KernelContext, gather) + g * 8,
+            ));
+        }
+    }
     let element = b.declare_var(i64t);
     b.def_var(element, start);
     let zero = b.ins().f64const(0.0);
@@ -533,6 +560,9 @@ fn emit(
         step,
         stream_key,
         bases,
+        access,
+        gather_bases,
+        gather_offsets: [None; GATHERS],
         // Placeholders until the body block defines them; invariant code never reads them.
         elem_offset: start,
         elem_u32: start,
@@ -591,6 +621,15 @@ fn emit(
     g.cached.iter_mut().for_each(|c| *c = false);
     let i = g.b.use_var(element);
     g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
+    for gi in 0..GATHERS {
+        if let Some(base) = g.gather_bases[gi] {
+            let at = g.b.ins().ishl_imm_u(i, 2);
+            let addr = g.b.ins().iadd(base, at);
+            let index = g.b.ins().load(types::I32, trusted(), addr, 0);
+            let index = g.b.ins().uextend(types::I64, index);
+            g.gather_offsets[gi] = Some(g.b.ins().ishl_imm_u(index, 3));
+        }
+    }
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
     // Signed conversion is cheaper and equals `as f64` on a usize below 2^63.
     g.elem_f64 = g.b.ins().fcvt_from_sint(types::F64, i);
@@ -658,6 +697,10 @@ fn emit(
 /// lane by lane; helpers, random draws, `floor` and `ceil` are called or computed lane by
 /// lane, lane 0 first; spikes are appended in element order.
 fn vectorizable(kernel: &Kernel) -> bool {
+    // Gathered and scalar variables alias across elements; only the scalar loop handles them.
+    if kernel.vars.iter().any(|v| v.access != Access::Element) {
+        return false;
+    }
     fn reads_defined(e: &Expr, defined: &[bool]) -> bool {
         let mut ok = true;
         e.visit(&mut |e| {
@@ -1101,7 +1144,15 @@ impl Gen<'_> {
 
     fn address(&mut self, var: u32) -> Value {
         let base = self.bases[var as usize].expect("touched arrays have a base pointer");
-        self.b.ins().iadd(base, self.elem_offset)
+        match self.access[var as usize] {
+            Access::Element => self.b.ins().iadd(base, self.elem_offset),
+            Access::Scalar => base,
+            Access::Gather(g) => {
+                let offset = self.gather_offsets[g as usize]
+                    .expect("gathered variables have their index loaded per element");
+                self.b.ins().iadd(base, offset)
+            }
+        }
     }
 
     /// `x != 0.0` as a Cranelift boolean (NaN is true).
@@ -1521,6 +1572,7 @@ mod tests {
             name: "two_lanes".into(),
             vars: (0..N_VARS)
                 .map(|i| VarInfo {
+                    access: Default::default(),
                     name: format!("v{i}"),
                     role: VarRole::State,
                     unit: String::new(),

@@ -43,7 +43,8 @@ pub struct CompileTiming {
 struct Compiled {
     name: String,
     function: KernelFn,
-    /// The variables the kernel reads or writes (only those arrays need be valid).
+    /// The element-addressed variables the kernel reads or writes (only those arrays need be
+    /// valid, and hold `end` values).
     touched_vars: Vec<usize>,
 }
 
@@ -164,7 +165,11 @@ fn touched_vars(kernel: &Kernel) -> Vec<usize> {
     }
     let mut seen = vec![false; kernel.vars.len()];
     stmts(&kernel.body, &mut seen);
-    (0..seen.len()).filter(|&v| seen[v]).collect()
+    // Only element-addressed arrays must hold `end` values; scalar and gathered ones are
+    // indexed otherwise.
+    (0..seen.len())
+        .filter(|&v| seen[v] && kernel.vars[v].access == crate::ir::Access::Element)
+        .collect()
 }
 
 impl CompiledKernels {
@@ -204,7 +209,36 @@ impl CompiledKernels {
         info: StepInfo,
         spikes: &mut Vec<u32>,
     ) {
+        self.run_gathered(index, arrays, &[], start, end, info, spikes)
+    }
+
+    /// As [`Self::run`] for kernels with `Scalar` or `Gather` variables, like
+    /// `ir::interp::run_gathered`. Panics if an index array is missing or shorter than `end`, or
+    /// (through the interpreter's contract, not checked here) if an index is out of range of
+    /// its array: callers pass indices they built.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_gathered(
+        &self,
+        index: usize,
+        arrays: &mut [&mut [f64]],
+        gathers: &[&[u32]],
+        start: usize,
+        end: usize,
+        info: StepInfo,
+        spikes: &mut Vec<u32>,
+    ) {
         let kernel = &self.kernels[index];
+        for gather in gathers {
+            assert!(
+                gather.len() >= end,
+                "kernel `{}`: short index array",
+                kernel.name
+            );
+        }
+        let mut gather_pointers = [std::ptr::null(); snnc_runtime::abi::GATHERS];
+        for (p, g) in gather_pointers.iter_mut().zip(gathers) {
+            *p = g.as_ptr();
+        }
         assert!(
             start <= end,
             "kernel `{}`: start {start} > end {end}",
@@ -231,6 +265,7 @@ impl CompiledKernels {
             // SAFETY: `reserve` made room for `room` more entries after `before`.
             spikes: unsafe { spikes.as_mut_ptr().add(before) },
             n_spikes: 0,
+            gather: gather_pointers,
         };
         // SAFETY: the touched arrays were checked to hold `end` elements; `&mut` slices do not
         // overlap; the spike buffer has room for one entry per element.

@@ -5,7 +5,7 @@
 //! but the evaluation rules; random draws come from the runtime's counter-based generator so
 //! that interpreted and compiled kernels draw the same numbers.
 
-use super::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use super::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
 use snnc_runtime::abi::{self, snnc_random};
 use snnc_runtime::rng::Stream;
 
@@ -29,8 +29,23 @@ pub fn run(
     info: StepInfo,
     spikes: &mut Vec<u32>,
 ) {
+    run_gathered(kernel, arrays, &[], start, end, info, spikes);
+}
+
+/// As [`run`], for kernels with `Scalar` and `Gather` variables ([`Access`]): a `Scalar`
+/// variable is element 0 of its array, a `Gather(g)` variable element `gathers[g][element]`.
+pub fn run_gathered(
+    kernel: &Kernel,
+    arrays: &mut [&mut [f64]],
+    gathers: &[&[u32]],
+    start: usize,
+    end: usize,
+    info: StepInfo,
+    spikes: &mut Vec<u32>,
+) {
     let mut locals = vec![0.0; kernel.n_locals as usize];
     let stream_key = Stream::new(info.seed, info.stream).key();
+    let access: Vec<Access> = kernel.vars.iter().map(|v| v.access).collect();
     for element in start..end {
         let mut frame = Frame {
             arrays: &mut *arrays,
@@ -38,6 +53,8 @@ pub fn run(
             element,
             info,
             stream_key,
+            access: &access,
+            gathers,
         };
         if frame.exec(&kernel.body) {
             spikes.push(element as u32);
@@ -51,9 +68,20 @@ struct Frame<'a, 'b> {
     element: usize,
     info: StepInfo,
     stream_key: u64,
+    access: &'a [Access],
+    gathers: &'a [&'a [u32]],
 }
 
 impl Frame<'_, '_> {
+    /// The index of the current element's value in the array of `var`.
+    fn slot(&self, var: u32) -> usize {
+        match self.access.get(var as usize).copied().unwrap_or_default() {
+            Access::Element => self.element,
+            Access::Scalar => 0,
+            Access::Gather(g) => self.gathers[g as usize][self.element] as usize,
+        }
+    }
+
     /// Executes statements; returns whether a spike was emitted.
     fn exec(&mut self, stmts: &[Stmt]) -> bool {
         let mut spiked = false;
@@ -62,7 +90,8 @@ impl Frame<'_, '_> {
                 Stmt::Let(local, e) => self.locals[*local as usize] = self.eval(e),
                 Stmt::Store(var, e) => {
                     let value = self.eval(e);
-                    self.arrays[*var as usize][self.element] = value;
+                    let slot = self.slot(*var);
+                    self.arrays[*var as usize][slot] = value;
                 }
                 Stmt::If(c, then_body, else_body) => {
                     spiked |= if self.eval(c) != 0.0 {
@@ -91,7 +120,7 @@ impl Frame<'_, '_> {
     fn eval(&self, expr: &Expr) -> f64 {
         match expr {
             Expr::Const(v) => *v,
-            Expr::Var(v) => self.arrays[*v as usize][self.element],
+            Expr::Var(v) => self.arrays[*v as usize][self.slot(*v)],
             Expr::Local(l) => self.locals[*l as usize],
             Expr::Time => self.info.t,
             Expr::Index => self.element as f64,

@@ -131,10 +131,32 @@ pub enum VarRole {
     Internal,
 }
 
+/// Where a kernel finds the value of a variable for the element it is processing.
+///
+/// Population kernels use `Element` throughout. Plasticity handlers run over synapses but also
+/// read and write per-neuron traces: their `Scalar` variables are one value for the whole call
+/// (the runtime passes a pointer to it), and their `Gather(g)` variables are indexed through
+/// the call's index array `g` (`value = array[index_g[element]]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `array[element]`.
+    #[default]
+    Element,
+    /// `array[0]`: one value for every element of the call.
+    Scalar,
+    /// `array[gather[g][element]]`, `g` in `0..GATHERS`.
+    Gather(u8),
+}
+
+/// The number of index arrays a kernel call may gather through.
+pub const GATHERS: usize = 2;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct VarInfo {
     pub name: String,
     pub role: VarRole,
+    /// How the variable is addressed (always `Element` in population kernels).
+    pub access: Access,
     /// The unit users see this variable in, and its SI scale (for recording).
     pub unit: String,
     pub scale: f64,

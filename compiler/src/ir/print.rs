@@ -3,7 +3,7 @@
 //! Stable and explicit: every variable is printed by name, every local as `%n`, and constants
 //! with enough digits to round-trip. It reads kernels and writes strings; nothing else.
 
-use super::{Expr, Kernel, Random, Stmt, UnOp, VarRole};
+use super::{Access, Expr, Kernel, Random, Stmt, UnOp, VarRole};
 use std::fmt::Write as _;
 
 pub fn kernel(kernel: &Kernel) -> String {
@@ -18,9 +18,14 @@ pub fn kernel(kernel: &Kernel) -> String {
             VarRole::Param => "param",
             VarRole::Internal => "internal",
         };
+        let access = match var.access {
+            Access::Element => String::new(),
+            Access::Scalar => ", one per call".to_string(),
+            Access::Gather(g) => format!(", gathered through index {g}"),
+        };
         let _ = writeln!(
             out,
-            "    var #{i} {}: {role} (recorded in {})",
+            "    var #{i} {}: {role} (recorded in {}{access})",
             var.name, var.unit
         );
     }

@@ -376,6 +376,7 @@ mod tests {
                     role: VarRole::State,
                     unit: "1".to_string(),
                     scale: 1.0,
+                    access: Default::default(),
                 })
                 .collect();
             let mut kernel = Kernel {

@@ -8,4 +8,5 @@
 
 pub mod adaptive;
 pub mod odes;
+pub mod plasticity;
 pub mod program;

@@ -902,6 +902,7 @@ mod tests {
             vars: names
                 .iter()
                 .map(|n| VarInfo {
+                    access: Default::default(),
                     name: n.to_string(),
                     role: VarRole::State,
                     unit: "1".to_string(),

@@ -102,12 +102,29 @@ pub struct ProjectionIr {
     pub delay: SynapseValue,
     pub span: Span,
     pub delay_span: Span,
+    /// Seconds between a synapse and its target (after `on pre`, before `on post` sees a
+    /// postsynaptic spike); `delay` is then the axonal part. Plastic projections only.
+    pub dendritic_delay: f64,
+    /// The handlers and state of a plastic synapse model (`weight` is then unused: the
+    /// handlers deliver). `None` for a static synapse.
+    pub plasticity: Option<super::plasticity::PlasticityIr>,
 }
 
 #[derive(Clone, Debug)]
 pub enum RecordIr {
     Spikes {
         node: Node,
+    },
+    /// A per-synapse array of a plastic projection, for the synapses whose source lies in
+    /// `pre` and target in `post`: sampled every `every` seconds, or (`None`) written once at
+    /// the end as a connection table `(source, target, value)`.
+    Synapses {
+        projection: usize,
+        array: ir::VarId,
+        pre: std::ops::Range<u32>,
+        post: std::ops::Range<u32>,
+        every: Option<f64>,
+        span: Span,
     },
     Trace {
         population: usize,
@@ -152,6 +169,45 @@ pub fn stream_of_synapses(projection: usize) -> u32 {
 }
 pub fn stream_of_connect(projection: usize) -> u32 {
     0x4000_0000 + (projection as u32) * 4 + 1
+}
+
+/// The stream of the initial values of plastic array `array` of a projection.
+pub fn stream_of_plastic_init(projection: usize, array: usize) -> u32 {
+    0x5000_0000u32.wrapping_add(
+        (projection as u32)
+            .wrapping_mul(64)
+            .wrapping_add(array as u32),
+    )
+}
+/// The stream of a plastic projection's handler pass (`Pass as usize`).
+pub fn stream_of_handler(projection: usize, pass: usize) -> u32 {
+    0x6000_0000 + (projection as u32) * 4 + pass as u32
+}
+
+impl Program {
+    /// Every kernel the JIT compiles, in this order: each population's update kernel, then
+    /// each plastic projection's handler kernels ([`Self::handler_kernels`]).
+    pub fn jit_kernels(&self) -> Vec<&Kernel> {
+        let mut kernels: Vec<&Kernel> = self.populations.iter().map(|p| &p.update).collect();
+        kernels.extend(self.handler_kernels().into_iter().map(|(_, _, k)| k));
+        kernels
+    }
+
+    /// The handler kernels of plastic projections: (projection, pass index, kernel), in
+    /// projection and pass order.
+    pub fn handler_kernels(&self) -> Vec<(usize, usize, &Kernel)> {
+        let mut out = Vec::new();
+        for (index, projection) in self.projections.iter().enumerate() {
+            if let Some(plastic) = &projection.plasticity {
+                for (pass, kernel) in plastic.kernels.iter().enumerate() {
+                    if let Some(kernel) = kernel {
+                        out.push((index, pass, kernel));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Evaluates an expression without per-element inputs; `None` if it needs any.
@@ -235,19 +291,19 @@ pub fn lower(
     Ok(program)
 }
 
-struct NetworkLowerer<'a> {
+pub(super) struct NetworkLowerer<'a> {
     resolved: &'a Resolved,
     network: &'a ast::Network,
     overrides: &'a Overrides,
     diagnostics: Vec<Diagnostic>,
-    dt: f64,
+    pub(super) dt: f64,
 }
 
 /// What a name means while lowering an expression.
 type Env<'e> = dyn Fn(&str) -> Option<Expr> + 'e;
 
 /// Lowers an expression; names are looked up in `env`, then as units.
-fn lower_expr(e: &ast::Expr, env: &Env<'_>, builder: &mut Builder) -> Expr {
+pub(super) fn lower_expr(e: &ast::Expr, env: &Env<'_>, builder: &mut Builder) -> Expr {
     match &e.kind {
         ExprKind::Number(v) => Expr::c(*v),
         ExprKind::Quantity(v, unit) => Expr::c(v * unit_scale(unit)),
@@ -368,6 +424,14 @@ enum ParamValue {
 }
 
 impl NetworkLowerer<'_> {
+    pub(super) fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    pub(super) fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
     fn lower(&mut self) -> Program {
         let items = &self.network.items;
         let mut seed = 1u64;
@@ -548,7 +612,88 @@ impl NetworkLowerer<'_> {
                 _ => {}
             }
         }
+        // Synapse recordings last: they name projections, which may be declared after them.
+        for item in items {
+            if let NetItem::RecordSynapses {
+                what: ast::RecordWhat::Vars(vars),
+                source,
+                target,
+                every,
+                span,
+            } = item
+            {
+                self.lower_synapse_record(
+                    &mut program,
+                    vars,
+                    source,
+                    target,
+                    every.as_ref(),
+                    *span,
+                );
+            }
+        }
         program
+    }
+
+    fn lower_synapse_record(
+        &mut self,
+        program: &mut Program,
+        vars: &[ast::Ident],
+        source: &ast::PopRef,
+        target: &ast::PopRef,
+        every: Option<&ast::Expr>,
+        span: Span,
+    ) {
+        let name = format!("{}->{}", source.name.name, target.name.name);
+        let Some(index) = program.projections.iter().position(|p| p.name == name) else {
+            return;
+        };
+        let projection = &program.projections[index];
+        let n_pre = match projection.pre {
+            Node::Population(p) => program.populations[p].size,
+            Node::Source(s) => program.sources[s].size,
+        };
+        let n_post = program.populations[projection.post].size;
+        let Some(plastic) = &projection.plasticity else {
+            self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "cannot record `{}` of `{name}`: its synapses are static",
+                    vars.first().map_or("", |v| v.name.as_str())
+                ))
+                .primary(span, "nothing changes here")
+                .note("a static synapse's value is fixed when the network is built; only plastic synapses keep per-synapse state"),
+            );
+            return;
+        };
+        let arrays: Vec<(ir::VarId, &ast::Ident)> = vars
+            .iter()
+            .filter_map(|v| {
+                let found = plastic.arrays.iter().position(|a| a.name == v.name);
+                if found.is_none() {
+                    self.diagnostics.push(
+                        Diagnostic::error(format!(
+                            "cannot record `{}` of `{name}`: it is the same constant for every synapse",
+                            v.name
+                        ))
+                        .primary(v.span, "not stored per synapse"),
+                    );
+                }
+                found.map(|a| (a as ir::VarId, v))
+            })
+            .collect();
+        let pre = self.range(source, n_pre);
+        let post = self.range(target, n_post);
+        let every = every.and_then(|e| self.constant(e));
+        for (array, var) in arrays {
+            program.records.push(RecordIr::Synapses {
+                projection: index,
+                array,
+                pre: pre.clone(),
+                post: post.clone(),
+                every,
+                span: var.span,
+            });
+        }
     }
 
     fn constant(&mut self, e: &ast::Expr) -> Option<f64> {
@@ -642,6 +787,7 @@ impl NetworkLowerer<'_> {
                 _ => resolve::unit_text(&decl.unit),
             };
             vars.push(VarInfo {
+                access: Default::default(),
                 name: decl.name.name.clone(),
                 role,
                 unit,
@@ -727,6 +873,7 @@ impl NetworkLowerer<'_> {
         }
         let refractory_var = model.refractory.map(|_| {
             vars.push(VarInfo {
+                access: Default::default(),
                 name: "refractory_steps".to_string(),
                 role: VarRole::Internal,
                 unit: "1".to_string(),
@@ -853,6 +1000,7 @@ impl NetworkLowerer<'_> {
                 }
                 let info = vars[var as usize].clone();
                 vars.push(VarInfo {
+                    access: Default::default(),
                     name: format!("{}_held", info.name),
                     role: VarRole::Internal,
                     ..info
@@ -927,6 +1075,7 @@ impl NetworkLowerer<'_> {
                     role: VarRole::Internal,
                     unit: unit.to_string(),
                     scale,
+                    access: Default::default(),
                 });
                 let var = (vars.len() - 1) as ir::VarId;
                 init_body.push(Stmt::Store(var, Expr::c(init)));
@@ -1000,6 +1149,7 @@ impl NetworkLowerer<'_> {
             let (unit, scale) = crate::check::let_dim(model, let_name)
                 .map_or(("1".to_string(), 1.0), |d| units::display_unit(d.si));
             vars.push(VarInfo {
+                access: Default::default(),
                 name: let_name.to_string(),
                 role: VarRole::Internal,
                 unit,
@@ -1177,7 +1327,8 @@ impl NetworkLowerer<'_> {
         let Some(synapse) = self.resolved.lookup_model(0, &projection.synapse.name) else {
             return;
         };
-        if !self.synapse_supported(synapse, projection) {
+        let plastic = super::plasticity::is_plastic(synapse);
+        if !plastic && !self.synapse_supported(synapse, projection) {
             return;
         }
         for source in &projection.sources {
@@ -1219,10 +1370,54 @@ impl NetworkLowerer<'_> {
                     continue;
                 };
                 let (connect, autapses) = self.lower_connect(projection.connect.as_ref());
-                let weight = self.synapse_value(synapse, projection, &self.weight_expr(synapse));
                 let delay = match &projection.delay {
                     Some(d) => self.synapse_value(synapse, projection, d),
                     None => SynapseValue::Const(0.0),
+                };
+                let dendritic_delay = match &projection.dendritic_delay {
+                    Some((_, d)) => {
+                        if !plastic {
+                            self.diagnostics.push(
+                                Diagnostic::error("a dendritic delay needs a plastic synapse")
+                                    .primary(d.span, "here")
+                                    .note("for a static synapse only the total delay matters: add it to the `delay`"),
+                            );
+                            continue;
+                        }
+                        let value = self.constant(d).unwrap_or(0.0);
+                        if value < 0.0 {
+                            self.diagnostics.push(
+                                Diagnostic::error("a delay cannot be negative")
+                                    .primary(d.span, "negative dendritic delay"),
+                            );
+                        }
+                        value.max(0.0)
+                    }
+                    None => 0.0,
+                };
+                let (weight, plasticity) = if plastic {
+                    if let (SynapseValue::PerSynapse(_), Some(d)) = (&delay, &projection.delay) {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                "a plastic projection needs one delay for all its synapses",
+                            )
+                            .primary(d.span, "differs between synapses")
+                            .note("heterogeneous delays of plastic synapses are not simulated yet"),
+                        );
+                        continue;
+                    }
+                    let port = &program.populations[post].update.vars[target_var as usize];
+                    let port_unit = (port.unit.clone(), port.scale);
+                    let Some(ir) =
+                        self.lower_plasticity(synapse, projection, (&port_unit.0, port_unit.1))
+                    else {
+                        continue;
+                    };
+                    (SynapseValue::Const(0.0), Some(ir))
+                } else {
+                    let weight =
+                        self.synapse_value(synapse, projection, &self.weight_expr(synapse));
+                    (weight, None)
                 };
                 let pre_name = match pre {
                     Node::Population(p) => program.populations[p].name.clone(),
@@ -1242,6 +1437,8 @@ impl NetworkLowerer<'_> {
                         .delay
                         .as_ref()
                         .map_or(projection.span, |d| d.span),
+                    dendritic_delay,
+                    plasticity,
                 });
             }
         }
@@ -1332,7 +1529,7 @@ impl NetworkLowerer<'_> {
 
     /// Lowers a per-synapse expression over the synapse's parameters (set by the projection
     /// or defaulted), `i` and `j`.
-    fn synapse_value(
+    pub(super) fn synapse_value(
         &mut self,
         synapse: &ModelInfo,
         projection: &ast::Projection,
@@ -1536,6 +1733,7 @@ fn synapse_vars() -> Vec<VarInfo> {
     ["pre", "post", "value"]
         .iter()
         .map(|n| VarInfo {
+            access: Default::default(),
             name: n.to_string(),
             role: VarRole::Internal,
             unit: "1".to_string(),
@@ -1545,7 +1743,7 @@ fn synapse_vars() -> Vec<VarInfo> {
 }
 
 /// The value a synapse kernel stores when it reads nothing per synapse.
-fn constant_kernel_value(kernel: &Kernel) -> Option<f64> {
+pub(super) fn constant_kernel_value(kernel: &Kernel) -> Option<f64> {
     let mut locals: HashMap<u32, f64> = HashMap::new();
     let mut result = None;
     for stmt in &kernel.body {
@@ -1635,17 +1833,33 @@ pub fn print(program: &Program) -> String {
             projection.name,
             projection.connect_summary(),
             program.populations[projection.post].update.vars[projection.target_var as usize].name,
-            match &projection.connect {
-                ConnectIr::File { .. } => format!(
+            match (&projection.plasticity, &projection.connect) {
+                (Some(_), _) => "plastic (handlers deliver)".to_string(),
+                (None, ConnectIr::File { .. }) => format!(
                     "{} (or the file's weight column)",
                     value(&projection.weight)
                 ),
-                _ => value(&projection.weight),
+                (None, _) => value(&projection.weight),
             },
             value(&projection.delay)
         ));
         for kernel in [&projection.weight, &projection.delay] {
             if let SynapseValue::PerSynapse(kernel) = kernel {
+                out.push_str(&ir::print::kernel(kernel));
+            }
+        }
+        if let Some(plastic) = &projection.plasticity {
+            out.push_str("plastic arrays:");
+            for array in &plastic.arrays {
+                out.push_str(&format!(
+                    " {} ({:?}, initially {})",
+                    array.name,
+                    array.space,
+                    value(&array.init)
+                ));
+            }
+            out.push('\n');
+            for kernel in plastic.kernels.iter().flatten() {
                 out.push_str(&ir::print::kernel(kernel));
             }
         }
