@@ -368,8 +368,9 @@ def render(data):
         f"- date: {meta['date']}; snnc {meta['snnc_commit']}; peers: {meta['peers']}",
         f"- machine: {meta['cpu_count']} CPUs, {meta['cpu_model']}; load average (1/5/15 min)"
         f" before {meta['load_before']}, after {meta['load_after']}",
-        f"- command: `{meta['command']}`; repetitions {meta['reps']} (interleaved: snnc, "
-        "Brian2, NEST, then again); times are the median [minimum].",
+        f"- command: `{meta['command']}`; repetitions {meta['reps']} (large sizes:"
+        f" {meta.get('reps_large', meta['reps'])}; interleaved: snnc, Brian2, NEST, then again);"
+        " times are the median [minimum].",
         f"- snnc threads: {meta['threads_note']}; Brian2 and NEST run single-threaded.",
     ]
     if meta.get("note"):
@@ -502,6 +503,7 @@ def measure(args):
     selected = [b for b in benchmarks(args.quick)
                 if (args.sizes == "all" or b.size == args.sizes)
                 and (b.name.split()[0].lower() in wanted or "all" in wanted)]
+    selected.sort(key=lambda b: b.size != "small")  # stable: small sizes first
     work = tempfile.mkdtemp(prefix="snnc-suite-")
     snnc = Snnc(args.snnc, work, threads_flag, args.timeout)
     peers = []
@@ -510,7 +512,8 @@ def measure(args):
     if "nest" in wanted_peers:
         peers.append(Nest(python, args.timeout))
     data = {"meta": dict(machine(), date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                         load_before=load(), reps=args.reps, threads_note=threads_note,
+                         load_before=load(), reps=args.reps, reps_large=args.reps_large,
+                         threads_note=threads_note,
                          command=" ".join(["bench/suite/run.sh"] + sys.argv[1:]),
                          snnc_commit=sh(["git", "describe", "--always", "--dirty"], cwd=ROOT),
                          peers=peer_versions(python) if peers_installed else
@@ -530,7 +533,8 @@ def measure(args):
             except Failed as error:
                 runs[peer.name].append({"status": "error", "message": str(error)})
         unsupported = False
-        for rep in range(args.reps):
+        reps = args.reps if bench.size == "small" else args.reps_large
+        for rep in range(reps):
             for t in threads:
                 if unsupported:
                     break
@@ -551,10 +555,23 @@ def measure(args):
                 runs[peer.name].append(sample)
                 log(f"   rep {rep + 1} {peer.name}: " + describe(sample))
         data["benchmarks"].append({"name": bench.name, "size": bench.size, "label": bench.label,
-                                   "runs": runs})
+                                   "reps": reps, "runs": runs})
+        # What is done so far is kept if the run is interrupted later.
+        data["meta"]["load_after"] = load()
+        write(data, args)
     data["meta"]["load_after"] = load()
     shutil.rmtree(work, ignore_errors=True)
     return data
+
+
+def write(data, args):
+    samples = args.samples or os.path.splitext(args.out)[0] + ".json"
+    with open(samples, "w") as f:
+        json.dump(data, f, indent=1)
+    text = render(data)
+    with open(args.out, "w") as f:
+        f.write(text)
+    return text
 
 
 def describe(sample):
@@ -575,6 +592,8 @@ def main(argv=None):
     ap.add_argument("--threads", default="1", help="snnc thread counts, e.g. 1,2,4,8,16")
     ap.add_argument("--reps", type=int, default=None,
                     help="repetitions (default 5; 1 with --quick)")
+    ap.add_argument("--reps-large", type=int, default=None,
+                    help="repetitions of the large sizes (default: as --reps)")
     ap.add_argument("--snnc", default=os.path.join(ROOT, "target", "release", "snnc"))
     ap.add_argument("--benchmarks", default="all", help="cuba,coba,brunel,stdp or all")
     ap.add_argument("--peers", default="brian2,nest", help="brian2,nest or an empty string")
@@ -593,17 +612,16 @@ def main(argv=None):
             args.reps = 1
     if args.reps is None:
         args.reps = 5
+    if args.reps_large is None:
+        args.reps_large = args.reps
     if args.from_samples:
         with open(args.from_samples) as f:
             data = json.load(f)
+        text = render(data)
+        with open(args.out, "w") as f:
+            f.write(text)
     else:
-        data = measure(args)
-        samples = args.samples or os.path.splitext(args.out)[0] + ".json"
-        with open(samples, "w") as f:
-            json.dump(data, f, indent=1)
-    text = render(data)
-    with open(args.out, "w") as f:
-        f.write(text)
+        text = write(measure(args), args)
     print(text)
 
 
