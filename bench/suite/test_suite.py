@@ -5,9 +5,12 @@ and the table built from recorded samples (medians, ratios, targets, scaling, un
 
     python3 bench/suite/test_suite.py        # also run by `cargo test` (compiler/tests/bench_suite.rs)
 """
+import contextlib
+import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -15,6 +18,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import remote  # noqa: E402
 import suite  # noqa: E402
 
 # Recorded from `snnc run examples/cuba.snn` (compiler/src/bin/snnc.rs prints this summary).
@@ -190,7 +194,7 @@ class Table(unittest.TestCase):
 
     def test_scaling_efficiency(self):
         # 2 threads: speed-up 0.2 / 0.125 = 1.6, efficiency 1.6 / 2 = 80 %.
-        self.assertIn("| CUBA | 4,000 neurons | 2 | 125.0 ms [100.0] | 1.60 | 80% |", self.text)
+        self.assertIn("| CUBA | 4,000 neurons | 2 | 125.0 ms [100.0] | 1.60 | 80% | yes |", self.text)
 
     def test_missed_target(self):
         data = fixture()
@@ -204,7 +208,8 @@ class RecordedRun(unittest.TestCase):
                                 "quick_samples.json")
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "results.md")
-            suite.main(["--from-samples", recorded, "--out", out])
+            with contextlib.redirect_stdout(io.StringIO()):
+                suite.main(["--from-samples", recorded, "--out", out])
             with open(out) as f:
                 text = f.read()
         with open(recorded) as f:
@@ -214,6 +219,41 @@ class RecordedRun(unittest.TestCase):
                  if l.startswith("| ") and "---" not in l and "benchmark" not in l]
         self.assertEqual(len(table), runs)
         self.assertIn("Brian2 2.9.0 NEST 3.10.0", text)
+
+
+class Remote(unittest.TestCase):
+    """bench/suite/remote.py: the script for a machine with only the binary, and its log."""
+
+    def test_the_script_generates_the_same_models_as_the_suite(self):
+        text = remote.script([1, 2], 1, "all")
+        seds = [l for l in text.splitlines() if l.startswith("sed ")]
+        self.assertEqual(len(seds), 6)  # CUBA, COBA, Brunel at two sizes; STDP left out
+        with tempfile.TemporaryDirectory() as d:
+            for line, bench in zip(seds, remote.selected("all")):
+                generated = subprocess.run(["sh", "-c", line.replace("$D", d)], cwd=suite.ROOT,
+                                           capture_output=True, text=True)
+                self.assertEqual(generated.returncode, 0, generated.stderr)
+                with open(os.path.join(d, remote.tag(bench) + ".snn")) as f:
+                    ours = f.read()
+                with open(os.path.join(suite.ROOT, "examples", bench.example)) as f:
+                    self.assertEqual(ours.rstrip("\n"), suite.model_text(f.read(), bench).rstrip("\n"),
+                                     bench.key)
+
+    def test_a_log_becomes_a_scaling_table(self):
+        block = SNNC_SUMMARY + "\tMaximum resident set size (kbytes): 11296\n"
+        log = ("binary " + "ab" * 32 + "  target/release/snnc\n"
+               "cpu Test Xeon cores 16\nload_before 0.1 0.2 0.3\n"
+               "@@ cuba_small 1 1\n" + block +
+               "@@ cuba_small 4 1\n" + block.replace("run 0.127 s", "run 0.050 s on 4 threads") +
+               "@@ coba_s 1 1\nerror: something broke\nload_after 1.0 1.0 1.0\n")
+        data = remote.parse_log(log)
+        self.assertEqual((data["meta"]["cpu_model"], data["meta"]["cpu_count"]), ("Test Xeon", 16))
+        self.assertEqual(data["meta"]["load_after"], "1.0 1.0 1.0")
+        text = suite.render(data)
+        # 0.127 s / 0.050 s = 2.54 on 4 threads: 64 % efficiency; the spike counts agree.
+        self.assertIn("| CUBA | 4,000 neurons | 4 | 50.0 ms [50.0] | 2.54 | 64% | yes |", text)
+        self.assertIn("error: error: something broke", text)
+        self.assertNotIn("## Targets", text)  # no peers ran: nothing to judge
 
 
 if __name__ == "__main__":
