@@ -2,8 +2,9 @@
 """The benchmark suite: snnc against Brian2 (C++ standalone) and NEST, measured in one run.
 
 usage: bench/suite/suite.py [--quick] [--sizes small|large|all] [--threads LIST] [--reps N]
-                            [--snnc PATH] [--benchmarks LIST] [--peers LIST] [--out FILE]
-                            [--samples FILE] [--from-samples FILE] [--timeout S]
+                            [--reps-large N] [--snnc PATH] [--benchmarks LIST] [--peers LIST]
+                            [--out FILE] [--samples FILE] [--from-samples FILE] [--timeout S]
+                            [--note TEXT]
 
 Runs CUBA, COBA, Brunel (model A) and the Song STDP network (docs: bench/README.md), each at a
 small and a large size (shared/design/benchmarks.md), in snnc and in each peer, interleaving
@@ -32,6 +33,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -519,7 +521,7 @@ def measure(args):
     data = {"meta": dict(machine(), date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                          load_before=load(), reps=args.reps, reps_large=args.reps_large,
                          threads_note=threads_note,
-                         command=" ".join(["bench/suite/run.sh"] + sys.argv[1:]),
+                         command=shlex.join(["bench/suite/run.sh"] + sys.argv[1:]),
                          snnc_commit=sh(["git", "describe", "--always", "--dirty"], cwd=ROOT),
                          peers=peer_versions(python) if peers_installed else
                          f"not installed ({python} missing)",

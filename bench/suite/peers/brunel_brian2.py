@@ -19,7 +19,7 @@ import sys
 import time
 
 import numpy as np
-from brian2 import (NeuronGroup, PoissonInput, Synapses, SpikeMonitor, device, ms, mV, Hz,
+from brian2 import (NeuronGroup, PoissonInput, Synapses, SpikeMonitor, device, ms, mV,
                     prefs, run, second, seed, set_device)
 
 scale, g, eta, dur = (float(a) for a in sys.argv[1:5])
