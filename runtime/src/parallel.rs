@@ -26,6 +26,30 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Neurons below which another thread costs more at the barriers than it saves.
+const NEURONS_PER_THREAD: usize = 500;
+
+/// The thread count to use when the user names none, for a network of `neurons` neurons:
+/// one per core that other processes are not already using (by the one-minute load average,
+/// where the system reports it), and at most one per 500 neurons.
+///
+/// Threads advance in lockstep, meeting at a barrier every step, so a thread that has to wait
+/// for a core stalls all of them: on a machine whose cores are busy, fewer threads are
+/// faster. Results do not depend on the count, so this only affects speed.
+pub fn default_threads(neurons: usize) -> usize {
+    let busy = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0, |load| load.max(0.0).floor() as usize);
+    threads_for(available_threads(), busy, neurons)
+}
+
+/// [`default_threads`] for `cores` cores of which `busy` are in use.
+fn threads_for(cores: usize, busy: usize, neurons: usize) -> usize {
+    let free = cores.saturating_sub(busy).max(1);
+    free.min(neurons / NEURONS_PER_THREAD).max(1)
+}
+
 /// A reusable barrier for a fixed number of threads that spins briefly before yielding.
 ///
 /// A step of a small network takes microseconds, far less than a futex wake-up, so threads
@@ -79,6 +103,18 @@ impl SpinBarrier {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn default_threads_leave_busy_cores_and_small_networks_alone() {
+        assert_eq!(threads_for(16, 0, 1_000_000), 16);
+        assert_eq!(threads_for(16, 3, 1_000_000), 13);
+        assert_eq!(threads_for(2, 6, 1_000_000), 1);
+        assert_eq!(threads_for(16, 0, 4000), 8);
+        assert_eq!(threads_for(16, 0, 10), 1);
+        assert_eq!(threads_for(1, 0, 0), 1);
+        let n = default_threads(1_000_000);
+        assert!((1..=available_threads()).contains(&n));
+    }
 
     #[test]
     fn splits_cover_the_range_in_aligned_chunks() {

@@ -54,8 +54,8 @@ enum Command {
         /// How kernels are executed: compiled to native code, or interpreted (the reference).
         #[arg(long, value_enum, default_value_t = Backend::Jit)]
         backend: Backend,
-        /// Threads that step the network (default: one per core). Results do not depend on
-        /// it.
+        /// Threads that step the network (default: one per idle core, at most one per 500
+        /// neurons). Results do not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
         /// Print only errors.
@@ -122,11 +122,15 @@ fn main() -> ExitCode {
             backend,
             threads,
             quiet,
-        } => {
-            let threads =
-                threads.map_or_else(snnc_runtime::parallel::available_threads, usize::from);
-            run(&file, &setup, &out, format, backend, threads, quiet)
-        }
+        } => run(
+            &file,
+            &setup,
+            &out,
+            format,
+            backend,
+            threads.map(usize::from),
+            quiet,
+        ),
         Command::Ir { file, setup } => ir(&file, &setup),
     }
 }
@@ -200,7 +204,7 @@ fn run(
     out: &Path,
     format: DataFormat,
     backend: Backend,
-    threads: usize,
+    threads: Option<usize>,
     quiet: bool,
 ) -> ExitCode {
     let started = Instant::now();
@@ -296,6 +300,9 @@ fn run(
             eprintln!();
         }
     };
+    let threads = threads.unwrap_or_else(|| {
+        snnc_runtime::parallel::default_threads(network.populations.iter().map(|p| p.size).sum())
+    });
     let mut simulation = Simulation::with_threads(threads);
     let stats = match simulation.run_with_plasticity(
         &mut network,
