@@ -467,6 +467,16 @@ fn check_memory(program: &Program) -> Result<(), RuntimeError> {
                     SynapseValue::Const(d) => steps_for(d, program.dt),
                     SynapseValue::PerSynapse(_) => 0,
                 },
+                // Per-synapse arrays (8 bytes each), and the post-to-synapse index: the
+                // connectivity's (8 + 4) and the handlers' u32 copy of the synapse column (4).
+                plastic_bytes_per_synapse: p.plasticity.as_ref().map_or(0, |pl| {
+                    let per_synapse = pl
+                        .arrays
+                        .iter()
+                        .filter(|a| a.space == Space::Synapse)
+                        .count() as u64;
+                    8 * per_synapse + 16
+                }),
             }
         })
         .collect();
