@@ -10,17 +10,15 @@
 
 use crate::codegen::CompiledKernels;
 use crate::diagnostics::Diagnostic;
+pub use crate::instantiate_plastic::{compiled_handlers, interpreted_handlers};
 use crate::ir::{interp, Kernel};
 use crate::lower::program::{
-    stream_of_connect, stream_of_handler, stream_of_init, stream_of_plastic_init,
-    stream_of_synapses, stream_of_update, ConnectIr, Node, Program, RecordIr, SynapseValue,
-    SYNAPSE_OUT,
+    stream_of_connect, stream_of_init, stream_of_synapses, stream_of_update, ConnectIr, Node,
+    Program, RecordIr, SynapseValue, SYNAPSE_OUT,
 };
 use crate::source::Span;
 use snnc_runtime::network::{PopulationPlan, ProjectionPlan};
-use snnc_runtime::plasticity::{
-    HandlerCall, HandlerKernel, NativeHandler, PlasticArray, Plasticity, ProjectionHandlers, Space,
-};
+use snnc_runtime::plasticity::Space;
 use snnc_runtime::rng::Stream;
 use snnc_runtime::NativeKernel;
 use snnc_runtime::{
@@ -282,61 +280,9 @@ pub fn instantiate(
             projection.target_var as usize,
         )
         .map_err(at)?;
-        if let Some(plastic) = &projection.plasticity {
-            let conn = &built.connectivity;
-            let mut arrays = Vec::with_capacity(plastic.arrays.len());
-            for (a, array) in plastic.arrays.iter().enumerate() {
-                let len = match array.space {
-                    Space::Synapse => n_synapses,
-                    Space::Pre => n_pre as usize,
-                    Space::Post => n_post as usize,
-                };
-                let values = match (&file_weights, &array.init) {
-                    (Some(w), _) if plastic.weight == Some(a as u32) => w.clone(),
-                    (_, SynapseValue::Const(c)) => vec![*c; len],
-                    (_, SynapseValue::PerSynapse(kernel)) => eval_per_synapse(
-                        kernel,
-                        conn,
-                        program.seed,
-                        stream_of_plastic_init(index, a),
-                    ),
-                };
-                arrays.push(PlasticArray {
-                    name: array.name.clone(),
-                    space: array.space,
-                    unit: array.unit.clone(),
-                    scale: array.scale,
-                    values,
-                });
-            }
-            if conn.delays().is_some() {
-                return Err(fail(
-                    Diagnostic::error("a plastic projection needs one delay for all its synapses")
-                        .primary(projection.delay_span, "the delays differ between synapses")
-                        .note("heterogeneous delays of plastic synapses are not simulated yet"),
-                ));
-            }
-            // The connectivity's delay is the axonal one; the ring carries the dendritic one.
-            let axonal = conn.max_delay();
-            // Rounded like any delay (a constant, checked non-negative by the checker).
-            let dendritic = (projection.dendritic_delay / dt)
-                .round()
-                .clamp(0.0, f64::from(u16::MAX)) as u16;
-            let state = Plasticity::new(
-                conn,
-                arrays,
-                plastic.port.map(|p| p as usize),
-                axonal,
-                dendritic,
-                matches!(projection.pre, Node::Population(_)),
-            )
-            .map_err(at)?;
-            if dendritic != 0 {
-                built.connectivity.set_homogeneous_delay(dendritic);
-                built.ring =
-                    snnc_runtime::DelayRing::new(n_post as usize, dendritic).map_err(at)?;
-            }
-            built.plasticity = Some(Box::new(state));
+        if projection.plasticity.is_some() {
+            crate::instantiate_plastic::attach(program, index, &mut built, file_weights.as_deref())
+                .map_err(fail)?;
         }
         network.add_projection(built).map_err(at)?;
     }
@@ -467,6 +413,16 @@ fn check_memory(program: &Program) -> Result<(), RuntimeError> {
                     SynapseValue::Const(d) => steps_for(d, program.dt),
                     SynapseValue::PerSynapse(_) => 0,
                 },
+                // Per-synapse arrays (8 bytes each), and the post-to-synapse index: the
+                // connectivity's (8 + 4) and the handlers' u32 copy of the synapse column (4).
+                plastic_bytes_per_synapse: p.plasticity.as_ref().map_or(0, |pl| {
+                    let per_synapse = pl
+                        .arrays
+                        .iter()
+                        .filter(|a| a.space == Space::Synapse)
+                        .count() as u64;
+                    8 * per_synapse + 16
+                }),
             }
         })
         .collect();
@@ -508,7 +464,7 @@ fn eval_row(kernel: &Kernel, i: u32, n_post: u32, seed: u64, stream: u32) -> Vec
 }
 
 /// Evaluates a per-synapse kernel for every synapse; random draws are keyed by synapse index.
-fn eval_per_synapse(
+pub(crate) fn eval_per_synapse(
     kernel: &Kernel,
     connectivity: &Connectivity,
     seed: u64,
@@ -626,121 +582,6 @@ fn decode_table(path: &str, bytes: &[u8]) -> Result<(Vec<f64>, usize, usize), Ru
         }
     };
     Ok((array.to_f64(path)?, rows, columns))
-}
-
-/// A plasticity handler run by the reference interpreter.
-pub struct InterpretedHandler {
-    pub kernel: Kernel,
-    pub seed: u64,
-    pub stream: u32,
-}
-
-impl HandlerKernel for InterpretedHandler {
-    fn run(&mut self, call: HandlerCall<'_>) -> Result<(), RuntimeError> {
-        let mut views: Vec<&mut [f64]> = call
-            .arrays
-            .iter_mut()
-            .zip(call.offsets)
-            .map(|(a, &offset)| {
-                let len = a.values.len();
-                &mut a.values[offset.min(len)..]
-            })
-            .collect();
-        let gathers: Vec<&[u32]> = call.gathers.to_vec();
-        interp::run_gathered(
-            &self.kernel,
-            &mut views,
-            &gathers,
-            call.start,
-            call.end,
-            interp::StepInfo {
-                step: call.step,
-                t: call.t,
-                seed: self.seed,
-                stream: self.stream,
-            },
-            &mut Vec::new(),
-        );
-        Ok(())
-    }
-}
-
-/// Interpreted handlers for every plastic projection.
-pub fn interpreted_handlers(program: &Program) -> Vec<ProjectionHandlers<'static>> {
-    handlers_with(program, |projection, pass, kernel, _| {
-        Box::new(InterpretedHandler {
-            kernel: kernel.clone(),
-            seed: program.seed,
-            stream: stream_of_handler(projection, pass),
-        })
-    })
-}
-
-/// A JIT-compiled handler, borrowing the compiled code like [`CompiledKernel`].
-pub struct CompiledHandler<'code> {
-    native: NativeHandler,
-    _code: PhantomData<&'code CompiledKernels>,
-}
-
-impl HandlerKernel for CompiledHandler<'_> {
-    fn run(&mut self, call: HandlerCall<'_>) -> Result<(), RuntimeError> {
-        self.native.run(call)
-    }
-}
-
-/// Compiled handlers for every plastic projection; `compiled` must come from `jit_compile`
-/// over [`Program::jit_kernels`].
-pub fn compiled_handlers<'code>(
-    program: &Program,
-    compiled: &'code CompiledKernels,
-) -> Vec<ProjectionHandlers<'code>> {
-    assert_eq!(
-        compiled.len(),
-        program.jit_kernels().len(),
-        "one compiled kernel per population and handler"
-    );
-    let first = program.populations.len();
-    handlers_with(program, |projection, pass, _, position| {
-        let key = Stream::new(program.seed, stream_of_handler(projection, pass)).key();
-        // SAFETY: function `first + position` was compiled from this handler kernel (the order
-        // of `Program::jit_kernels`), whose variables are the projection's plastic arrays in
-        // order, addressed as `Pass` says; the `'code` borrow keeps the code alive.
-        let native = unsafe { NativeHandler::new(compiled.function(first + position), key) };
-        Box::new(CompiledHandler {
-            native,
-            _code: PhantomData,
-        })
-    })
-}
-
-/// One [`ProjectionHandlers`] per plastic projection, each pass made by `make(projection,
-/// pass, kernel, position in Program::handler_kernels)`.
-fn handlers_with<'k>(
-    program: &Program,
-    mut make: impl FnMut(usize, usize, &Kernel, usize) -> Box<dyn HandlerKernel + 'k>,
-) -> Vec<ProjectionHandlers<'k>> {
-    let mut out: Vec<ProjectionHandlers<'k>> = Vec::new();
-    for (position, (projection, pass, kernel)) in program.handler_kernels().into_iter().enumerate()
-    {
-        if out.last().is_none_or(|h| h.projection != projection) {
-            out.push(ProjectionHandlers {
-                projection,
-                passes: Default::default(),
-            });
-        }
-        let handlers = out.last_mut().expect("just pushed");
-        handlers.passes[pass] = Some(make(projection, pass, kernel, position));
-    }
-    // A plastic projection whose handlers store nothing still needs an entry.
-    for (index, projection) in program.projections.iter().enumerate() {
-        if projection.plasticity.is_some() && !out.iter().any(|h| h.projection == index) {
-            out.push(ProjectionHandlers {
-                projection: index,
-                passes: Default::default(),
-            });
-        }
-    }
-    out
 }
 
 /// A population kernel run by the reference interpreter.

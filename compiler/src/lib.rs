@@ -11,6 +11,7 @@ pub mod codegen;
 pub mod diagnostics;
 pub mod driver;
 pub mod instantiate;
+pub mod instantiate_plastic;
 pub mod ir;
 pub mod lexer;
 pub mod lower;

@@ -492,6 +492,9 @@ pub struct ProjectionPlan {
     pub synapses: u64,
     pub heterogeneous_delays: bool,
     pub max_delay_steps: u64,
+    /// Bytes per synapse of plastic state (per-synapse arrays and the post-to-synapse index;
+    /// `plasticity.rs`), 0 for static synapses.
+    pub plastic_bytes_per_synapse: u64,
 }
 
 /// Everything a simulation runs on.
@@ -550,7 +553,10 @@ impl Network {
             .map(|p| ProjectionFootprint {
                 n_pre: p.n_pre,
                 synapses: p.synapses,
-                bytes_per_synapse: 4 + 8 + if p.heterogeneous_delays { 2 } else { 0 },
+                bytes_per_synapse: 4
+                    + 8
+                    + if p.heterogeneous_delays { 2 } else { 0 }
+                    + p.plastic_bytes_per_synapse,
             })
             .collect();
         let rings: Vec<RingFootprint> = projections
@@ -1037,11 +1043,24 @@ mod tests {
                 synapses: 100_000,
                 heterogeneous_delays: true,
                 max_delay_steps: 9,
+                plastic_bytes_per_synapse: 0,
             }],
             16,
         );
         assert_eq!(e.neuron_bytes, 32_000 + 16);
         assert_eq!(e.synapse_bytes, 100_000 * 14 + 1001 * 8);
+        let plastic = Network::estimate_memory(
+            &[],
+            &[ProjectionPlan {
+                n_pre: 1000,
+                n_post: 1000,
+                synapses: 100_000,
+                plastic_bytes_per_synapse: 24,
+                ..ProjectionPlan::default()
+            }],
+            0,
+        );
+        assert_eq!(plastic.synapse_bytes, 100_000 * (12 + 24) + 1001 * 8);
         assert_eq!(e.ring_buffer_bytes, 1000 * 10 * 8);
         assert!(Network::check_memory(&[], &[], 0).is_ok());
         if crate::memory::available_memory_bytes().is_some() {

@@ -80,9 +80,10 @@ impl Pass {
         Pass::PostNeurons,
     ];
 
-    /// How a handler of this pass addresses an array of `space`, as the lowering compiles it:
-    /// `None` for element-addressed, `Some(true)` for one scalar value per call, `Some(false)`
-    /// for gathered. The runtime uses it only to offset scalar arrays.
+    /// Whether a handler of this pass addresses an array of `space` as one value per call
+    /// (the lowering compiles it so: presynaptic arrays in the presynaptic synapse pass,
+    /// postsynaptic ones in the postsynaptic synapse pass); the runtime then passes a pointer
+    /// offset to the event's neuron. Every other array is element-addressed or gathered.
     fn is_scalar(self, space: Space) -> bool {
         matches!(
             (self, space),
@@ -641,5 +642,152 @@ impl Network {
             recording.recorder.set_table(table.handle, rows)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectivity::ProjectionSpec;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What a pass saw: (pass, start, end, t, offsets).
+    type Log = Rc<RefCell<Vec<(Pass, usize, usize, f64, Vec<usize>)>>>;
+
+    /// Logs each call; the presynaptic synapse pass also adds 1 to the port of each element's
+    /// target (through gather 0) and to the weight of each synapse.
+    struct Logger {
+        pass: Pass,
+        log: Log,
+    }
+
+    impl HandlerKernel for Logger {
+        fn run(&mut self, call: HandlerCall<'_>) -> Result<(), RuntimeError> {
+            self.log.borrow_mut().push((
+                self.pass,
+                call.start,
+                call.end,
+                call.t,
+                call.offsets.to_vec(),
+            ));
+            if self.pass == Pass::PreSynapses {
+                for e in call.start..call.end {
+                    call.arrays[0].values[e] += 1.0;
+                    let target = call.gathers[0][e] as usize;
+                    call.arrays[1].values[target] += 1.0;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn array(name: &str, space: Space, len: usize) -> PlasticArray {
+        PlasticArray {
+            name: name.into(),
+            space,
+            unit: "1".into(),
+            scale: 1.0,
+            values: vec![0.0; len],
+        }
+    }
+
+    #[test]
+    fn passes_run_in_order_with_the_axonal_delay_and_event_times() {
+        let spec = ProjectionSpec {
+            name: "projection 'test'".into(),
+            n_pre: 2,
+            n_post: 3,
+            seed: 1,
+            projection: 0,
+            same_population: false,
+            autapses: true,
+        };
+        let conn = Connectivity::all_to_all(&spec).unwrap();
+        let arrays = vec![
+            array("w", Space::Synapse, 6),
+            array("port", Space::Post, 3),
+            array("x_pre", Space::Pre, 2),
+        ];
+        let mut plastic = Plasticity::new(&conn, arrays, Some(1), 2, 0, true).unwrap();
+        let log: Log = Rc::default();
+        let mut handlers = ProjectionHandlers {
+            projection: 0,
+            passes: Default::default(),
+        };
+        for pass in Pass::ALL {
+            handlers.passes[pass as usize] = Some(Box::new(Logger {
+                pass,
+                log: log.clone(),
+            }));
+        }
+        let mut ring = DelayRing::new(3, 0).unwrap();
+        let dt = 0.5;
+        // Step 0: source 1 spikes, target 2 spikes. Step 2: source 1's spike arrives.
+        let events = plastic
+            .step(&conn, &mut ring, &mut handlers, &[1], &[2], 0, dt)
+            .unwrap();
+        assert_eq!(events, 0);
+        {
+            let log = log.borrow();
+            // No arrival yet: no presynaptic synapse pass, but on post ran for target 2.
+            assert!(log.iter().all(|c| c.0 != Pass::PreSynapses));
+            let post = log.iter().find(|c| c.0 == Pass::PostSynapses).unwrap();
+            // Target 2's synapses (one per source) through the post index; its time is the
+            // end of step 0; the post array `port` is offset to the spiking target.
+            assert_eq!((post.2 - post.1, post.3), (2, 0.5));
+            assert_eq!(post.4, vec![0, 2, 0]);
+        }
+        ring.advance();
+        plastic
+            .step(&conn, &mut ring, &mut handlers, &[], &[], 1, dt)
+            .unwrap();
+        ring.advance();
+        log.borrow_mut().clear();
+        let events = plastic
+            .step(&conn, &mut ring, &mut handlers, &[], &[], 2, dt)
+            .unwrap();
+        assert_eq!(events, 3);
+        let log = log.borrow();
+        let order: Vec<Pass> = log.iter().map(|c| c.0).collect();
+        assert_eq!(order, vec![Pass::PreSynapses, Pass::PreNeurons]);
+        // Row of source 1 (synapses 3..6), at the spike's time plus the delay: (0 + 1 + 2)·dt,
+        // with the presynaptic array offset to source 1.
+        assert_eq!((log[0].1, log[0].2, log[0].3), (3, 6, 1.5));
+        assert_eq!(log[0].4, vec![0, 0, 1]);
+        // The port increments went into the ring's current slot and the scratch is clear.
+        assert_eq!(ring.current(), &[1.0, 1.0, 1.0]);
+        assert_eq!(plastic.array("port").unwrap().values, vec![0.0; 3]);
+        assert_eq!(
+            plastic.array("w").unwrap().values,
+            vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn arrays_of_the_wrong_size_are_refused() {
+        let spec = ProjectionSpec {
+            name: "projection 'test'".into(),
+            n_pre: 2,
+            n_post: 2,
+            seed: 1,
+            projection: 0,
+            same_population: false,
+            autapses: true,
+        };
+        let conn = Connectivity::all_to_all(&spec).unwrap();
+        let e = Plasticity::new(&conn, vec![array("w", Space::Synapse, 3)], None, 0, 0, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("expected 4"), "{e}");
+        let e = Plasticity::new(
+            &conn,
+            vec![array("w", Space::Synapse, 4)],
+            Some(0),
+            0,
+            0,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
     }
 }
