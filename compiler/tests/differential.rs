@@ -423,6 +423,34 @@ fn operators_on_special_values() {
     compare(&k, &arrays, 0, n * n, &[info]).unwrap();
 }
 
+/// `min`/`max` of a zero and a signed-zero constant: the result keeps the first operand's sign
+/// (LLVM 14 once gave `-0.0` for `min(x - x, -0.0)` with `x = 0`, found by
+/// `call_free_kernels_agree`).
+#[test]
+fn min_and_max_with_signed_zero_constants() {
+    let info = StepInfo {
+        step: 0,
+        t: 0.0,
+        seed: 0,
+        stream: 0,
+    };
+    let arrays = vec![vec![0.0; 20], vec![0.0; 20], vec![-0.0; 20]];
+    for op in [BinOp::Min, BinOp::Max] {
+        for c in [0.0, -0.0] {
+            for a in [
+                Expr::sub(Expr::Var(1), Expr::Var(1)),
+                Expr::Var(1),
+                Expr::Var(2),
+            ] {
+                let body = vec![Stmt::Store(0, Expr::bin(op, a.clone(), Expr::c(c)))];
+                let k = kernel("signed zeros", 3, 0, 0, body);
+                compare(&k, &arrays, 0, 20, &[info])
+                    .unwrap_or_else(|e| panic!("{op:?}({a:?}, {c:?}): {e}"));
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A leaky integrate-and-fire population.
 

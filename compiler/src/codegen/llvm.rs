@@ -60,19 +60,35 @@ use inkwell::targets::{
     CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine,
 };
 use inkwell::types::{BasicMetadataTypeEnum, FloatType, IntType};
-use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::values::{
+    AsValueRef, BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue,
+};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
 use snnc_runtime::abi::{KernelContext, KernelFn};
-use std::mem::offset_of;
+use std::mem::{offset_of, ManuallyDrop};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The LLVM objects behind compiled kernels: the execution engine (which owns the module and
 /// the machine code) and the context they were created in.
 pub(super) struct Jit {
-    // Fields drop in declaration order: the engine, which refers to the context, goes first.
-    _engine: ExecutionEngine<'static>,
-    _context: Box<Context>,
+    engine: ManuallyDrop<ExecutionEngine<'static>>,
+    context: ManuallyDrop<Box<Context>>,
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        let _one_at_a_time = COMPILING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SAFETY: both are dropped exactly once, here: first the engine (which owns the module
+        // and the code, and refers to the context), then the context.
+        unsafe {
+            ManuallyDrop::drop(&mut self.engine);
+            ManuallyDrop::drop(&mut self.context);
+        }
+    }
 }
 
 // SAFETY: after `jit_compile` returns, nothing uses the engine or the context (they are only
@@ -80,6 +96,8 @@ pub(super) struct Jit {
 // exclusive access. Shared references hand out nothing but function pointers to immutable code.
 unsafe impl Send for Jit {}
 unsafe impl Sync for Jit {}
+
+static COMPILING: Mutex<()> = Mutex::new(());
 
 /// The unwrap of builder results: the builder fails only when it is not positioned in a block
 /// or given ill-typed values, which would be a bug in this module, not a property of a kernel.
@@ -91,6 +109,11 @@ fn ok<T>(result: Result<T, BuilderError>) -> T {
 /// [`super::jit_compile`]'s.
 pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     let started = Instant::now();
+    // LLVM's process-wide state (target registry, option tables, MCJIT's registration) is not
+    // meant to be set up from several threads at once; compiling is rare, so one at a time.
+    let one_at_a_time = COMPILING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for kernel in kernels {
         super::cranelift::validate(kernel)?;
     }
@@ -154,11 +177,12 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     // The engine owns the module now; the handle only marks it so.
     drop(module);
     setup += t0.elapsed();
+    drop(one_at_a_time);
 
     Ok(CompiledKernels {
         code: Some(Code::Llvm(Jit {
-            _engine: engine,
-            _context: context,
+            engine: ManuallyDrop::new(engine),
+            context: ManuallyDrop::new(context),
         })),
         kernels: compiled,
         timing: CompileTiming {
@@ -682,12 +706,34 @@ impl<'ctx> Gen<'_, 'ctx> {
         self.fcmp(FloatPredicate::UNE, v, self.fconst(0.0))
     }
 
+    /// A zero constant of the IR, read from a mutable global rather than written as a
+    /// constant. LLVM 14's instruction combiner rewrites a compare-and-select against a
+    /// constant `-0.0` as if `+0.0` and `-0.0` were equal (`min(x, -0.0)` gave `-0.0` for
+    /// `x = +0.0`, found by `tests/differential.rs`); a value it cannot see folds nothing. The
+    /// load is invariant, so it is hoisted out of the element loop.
+    fn opaque_zero(&mut self, c: f64) -> FloatValue<'ctx> {
+        let name = if c.is_sign_negative() {
+            "snnc_negative_zero"
+        } else {
+            "snnc_positive_zero"
+        };
+        let global = self.module.get_global(name).unwrap_or_else(|| {
+            let g = self.module.add_global(self.f64t, None, name);
+            g.set_initializer(&self.f64t.const_float(c));
+            g.set_constant(false);
+            g.set_linkage(Linkage::External);
+            g
+        });
+        ok(self.b.build_load(global.as_pointer_value(), "zero")).into_float_value()
+    }
+
     fn bool_to_f64(&self, cond: IntValue<'ctx>) -> FloatValue<'ctx> {
         self.select(cond, self.fconst(1.0), self.fconst(0.0))
     }
 
     fn expr(&mut self, e: &Expr) -> FloatValue<'ctx> {
         match e {
+            Expr::Const(c) if *c == 0.0 => self.opaque_zero(*c),
             Expr::Const(c) => self.fconst(*c),
             Expr::Var(v) => {
                 let slot = self.slots[*v as usize].expect("read arrays have a slot");
@@ -795,8 +841,8 @@ impl<'ctx> Gen<'_, 'ctx> {
                     FloatPredicate::OGT
                 };
                 let b_beats = self.fcmp(beats, b, a);
-                let pick = self.select(b_beats, b, a);
                 let a_nan = self.fcmp(FloatPredicate::UNO, a, a);
+                let pick = self.select(b_beats, b, a);
                 self.select(a_nan, b, pick)
             }
             _ => unreachable!("{op:?} is lowered as a condition"),
