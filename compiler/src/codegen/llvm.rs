@@ -406,8 +406,8 @@ fn define_kernel<'ctx>(
         // least `end` elements, and `i < end`.
         unsafe { ok(b.build_in_bounds_gep(base, &[i], "")) }
     };
-    for v in 0..n_vars {
-        if let Some(slot) = slots[v] {
+    for (v, slot) in slots.iter().enumerate() {
+        if let Some(slot) = *slot {
             let x = ok(b.build_load(address(&b, v), ""));
             ok(b.build_store(slot, x));
         }

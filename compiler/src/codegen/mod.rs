@@ -52,6 +52,8 @@ struct Compiled {
 }
 
 /// The executable memory behind compiled kernels, by backend.
+// One value per compilation: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Code {
     Cranelift(JITModule),
     #[cfg(feature = "llvm")]
