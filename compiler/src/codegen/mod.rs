@@ -155,6 +155,7 @@ pub type JitCompile = fn(&[&Kernel]) -> Result<CompiledKernels, String>;
 /// The backends this build has, by name: Cranelift, and LLVM with the feature `llvm`. The
 /// differential tests hold each of them to the interpreter.
 pub fn jit_backends() -> Vec<(&'static str, JitCompile)> {
+    #[cfg_attr(not(feature = "llvm"), allow(unused_mut))]
     let mut backends: Vec<(&'static str, JitCompile)> = vec![("cranelift", jit_compile)];
     #[cfg(feature = "llvm")]
     backends.push(("llvm", llvm::jit_compile));
