@@ -1,5 +1,6 @@
 //! Every example, interpreted and compiled: the JIT must agree with the reference interpreter
-//! bit for bit.
+//! bit for bit, with every backend this build has (`codegen::jit_backends`: Cranelift, and LLVM
+//! when built with `--features snnc/llvm`).
 //!
 //! For each `examples/*.snn` that lowers (ones that do not, e.g. plasticity not yet supported,
 //! are skipped and listed), every population's update kernel runs for `STEPS` steps in both
@@ -12,7 +13,7 @@
 //! random draws are keyed by element index, so the first elements behave as in the full
 //! population. Runtime: ~2 s in debug.
 
-use snnc::codegen::jit_compile;
+use snnc::codegen::jit_backends;
 use snnc::driver;
 use snnc::instantiate::run_kernel_once;
 use snnc::ir::interp::{self, StepInfo};
@@ -56,60 +57,63 @@ fn every_example_interpreted_and_jitted_agree_bitwise() {
         };
         let kernels: Vec<&snnc::ir::Kernel> =
             program.populations.iter().map(|p| &p.update).collect();
-        let compiled = jit_compile(&kernels).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut total_spikes = 0usize;
-        for (index, population) in program.populations.iter().enumerate() {
-            let n = (population.size as usize).min(MAX_NEURONS);
-            let mut arrays: Vec<Vec<f64>> = vec![vec![0.0; n]; population.update.vars.len()];
-            run_kernel_once(
-                &population.init,
-                &mut arrays,
-                program.seed,
-                stream_of_init(index),
-            );
-            let mut jit_arrays = arrays.clone();
-            for step in 0..STEPS {
-                let info = StepInfo {
-                    step,
-                    t: step as f64 * program.dt,
-                    seed: program.seed,
-                    stream: stream_of_update(index),
-                };
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                {
-                    let mut views: Vec<&mut [f64]> =
-                        arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    interp::run(&population.update, &mut views, 0, n, info, &mut a);
-                }
-                {
-                    let mut views: Vec<&mut [f64]> =
-                        jit_arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    compiled.run(index, &mut views, 0, n, info, &mut b);
-                }
-                assert_eq!(
-                    a, b,
-                    "{name}: population {} step {step}: spikes differ",
-                    population.name
+        for (backend, jit_compile) in jit_backends() {
+            let compiled =
+                jit_compile(&kernels).unwrap_or_else(|e| panic!("{name} ({backend}): {e}"));
+            let mut total_spikes = 0usize;
+            for (index, population) in program.populations.iter().enumerate() {
+                let n = (population.size as usize).min(MAX_NEURONS);
+                let mut arrays: Vec<Vec<f64>> = vec![vec![0.0; n]; population.update.vars.len()];
+                run_kernel_once(
+                    &population.init,
+                    &mut arrays,
+                    program.seed,
+                    stream_of_init(index),
                 );
-                total_spikes += a.len();
-                for (v, (x, y)) in arrays.iter().zip(&jit_arrays).enumerate() {
-                    for (e, (p, q)) in x.iter().zip(y).enumerate() {
-                        assert_eq!(
-                            canonical(*p),
-                            canonical(*q),
-                            "{name}: population {} variable {} element {e} step {step}: \
-                             interpreter {p:e}, JIT {q:e}",
-                            population.name,
-                            population.update.vars[v].name
-                        );
+                let mut jit_arrays = arrays.clone();
+                for step in 0..STEPS {
+                    let info = StepInfo {
+                        step,
+                        t: step as f64 * program.dt,
+                        seed: program.seed,
+                        stream: stream_of_update(index),
+                    };
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    {
+                        let mut views: Vec<&mut [f64]> =
+                            arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
+                        interp::run(&population.update, &mut views, 0, n, info, &mut a);
+                    }
+                    {
+                        let mut views: Vec<&mut [f64]> =
+                            jit_arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
+                        compiled.run(index, &mut views, 0, n, info, &mut b);
+                    }
+                    assert_eq!(
+                        a, b,
+                        "{name} ({backend}): population {} step {step}: spikes differ",
+                        population.name
+                    );
+                    total_spikes += a.len();
+                    for (v, (x, y)) in arrays.iter().zip(&jit_arrays).enumerate() {
+                        for (e, (p, q)) in x.iter().zip(y).enumerate() {
+                            assert_eq!(
+                                canonical(*p),
+                                canonical(*q),
+                                "{name} ({backend}): population {} variable {} element {e} \
+                             step {step}: interpreter {p:e}, JIT {q:e}",
+                                population.name,
+                                population.update.vars[v].name
+                            );
+                        }
                     }
                 }
             }
-        }
-        eprintln!(
-            "{name}: {} populations agree over {STEPS} steps ({total_spikes} spikes)",
+            eprintln!(
+            "{name} ({backend}): {} populations agree over {STEPS} steps ({total_spikes} spikes)",
             program.populations.len()
         );
+        }
         ran.push(name);
     }
     eprintln!("ran: {ran:?}; skipped: {skipped:?}");

@@ -51,7 +51,8 @@ enum Command {
         /// File format of the outputs.
         #[arg(long, value_enum, default_value_t = DataFormat::Npy)]
         format: DataFormat,
-        /// How kernels are executed: compiled to native code, or interpreted (the reference).
+        /// How kernels are executed: compiled to native code (Cranelift, or LLVM in builds with
+        /// the `llvm` feature), or interpreted (the reference).
         #[arg(long, value_enum, default_value_t = Backend::Jit)]
         backend: Backend,
         /// Threads that step the network (default: one per idle core, at most one per 500
@@ -97,6 +98,7 @@ enum DataFormat {
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Backend {
     Jit,
+    Llvm,
     Interpreter,
 }
 
@@ -208,6 +210,13 @@ fn run(
     quiet: bool,
 ) -> ExitCode {
     let started = Instant::now();
+    let jit = match native_compiler(backend) {
+        Ok(jit) => jit,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let Some((checked, program)) = compile(file, setup, quiet) else {
         return ExitCode::from(1);
     };
@@ -224,15 +233,15 @@ fn run(
 
     // Native code first: a failure here is a compiler bug, and must stop before any output.
     let jit_started = Instant::now();
-    let compiled = match backend {
-        Backend::Jit => match snnc::codegen::jit_compile(&program.jit_kernels()) {
+    let compiled = match jit {
+        Some(jit_compile) => match jit_compile(&program.jit_kernels()) {
             Ok(compiled) => Some(compiled),
             Err(message) => {
                 eprintln!("error: code generation failed: {message}");
                 return ExitCode::from(1);
             }
         },
-        Backend::Interpreter => None,
+        None => None,
     };
     let jit_time = jit_started.elapsed();
 
@@ -382,6 +391,23 @@ fn run(
         out.display()
     );
     ExitCode::SUCCESS
+}
+
+/// The code generator of a backend (`None`: interpreted), or why this build has none.
+fn native_compiler(backend: Backend) -> Result<Option<snnc::codegen::JitCompile>, String> {
+    match backend {
+        Backend::Jit => Ok(Some(snnc::codegen::jit_compile)),
+        #[cfg(feature = "llvm")]
+        Backend::Llvm => Ok(Some(snnc::codegen::llvm::jit_compile)),
+        #[cfg(not(feature = "llvm"))]
+        Backend::Llvm => Err(
+            "this snnc was built without LLVM support, so `--backend llvm` \
+             is unavailable; rebuild with `cargo build --release --features llvm` (needs the \
+             LLVM 14 development files, see README.md), or use `--backend jit`"
+                .to_string(),
+        ),
+        Backend::Interpreter => Ok(None),
+    }
 }
 
 fn check(files: &[PathBuf], format: Format, dump: bool) -> ExitCode {

@@ -223,7 +223,7 @@ pub fn define_kernel<M: Module>(
 }
 
 /// Rejects out-of-range variable and local indices, which the interpreter would panic on.
-fn validate(kernel: &Kernel) -> Result<(), String> {
+pub(super) fn validate(kernel: &Kernel) -> Result<(), String> {
     if let Some(v) = kernel
         .vars
         .iter()

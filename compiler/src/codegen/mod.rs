@@ -16,10 +16,14 @@
 //! * ahead of time, by giving the same [`cranelift::define_kernel`] (generic over any
 //!   `cranelift_module::Module`) an object-file module and linking against the runtime.
 //!
-//! Cranelift is the only backend today; `cranelift` holds everything specific to it, and this
-//! module only drives it, so another backend would sit beside it with the same entry points.
+//! Cranelift is the default backend; `cranelift` holds everything specific to it, and this
+//! module only drives it. With the cargo feature `llvm`, `llvm::jit_compile` compiles the same
+//! kernels through LLVM 14 (optimised and vectorised for the host) into the same
+//! [`CompiledKernels`]; both backends answer to the interpreter alone.
 
 pub mod cranelift;
+#[cfg(feature = "llvm")]
+pub mod llvm;
 
 use crate::ir::interp::StepInfo;
 use crate::ir::{Expr, Kernel, Stmt};
@@ -48,10 +52,19 @@ struct Compiled {
     touched_vars: Vec<usize>,
 }
 
+/// The executable memory behind compiled kernels, by backend.
+// One value per compilation: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Code {
+    Cranelift(JITModule),
+    #[cfg(feature = "llvm")]
+    Llvm(llvm::Jit),
+}
+
 /// JIT-compiled kernels, in the order given to [`jit_compile`]. Owns the executable memory:
 /// the function pointers are valid for as long as this value lives.
 pub struct CompiledKernels {
-    module: Option<JITModule>,
+    code: Option<Code>,
     kernels: Vec<Compiled>,
     timing: CompileTiming,
 }
@@ -75,10 +88,13 @@ impl fmt::Debug for CompiledKernels {
 
 impl Drop for CompiledKernels {
     fn drop(&mut self) {
-        if let Some(module) = self.module.take() {
-            // SAFETY: the code is freed only when this value goes away; callers must not keep
-            // function pointers obtained from it beyond its lifetime (documented on `function`).
-            unsafe { module.free_memory() };
+        // SAFETY (both arms): the code is freed only when this value goes away; callers must
+        // not keep function pointers obtained from it beyond its lifetime (see `function`).
+        match self.code.take() {
+            Some(Code::Cranelift(module)) => unsafe { module.free_memory() },
+            #[cfg(feature = "llvm")]
+            Some(Code::Llvm(engine)) => drop(engine),
+            None => {}
         }
     }
 }
@@ -124,7 +140,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     setup += t0.elapsed();
 
     Ok(CompiledKernels {
-        module: Some(module),
+        code: Some(Code::Cranelift(module)),
         kernels: compiled,
         timing: CompileTiming {
             per_kernel,
@@ -132,6 +148,19 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
             total: started.elapsed(),
         },
     })
+}
+
+/// A backend's entry point: compiles kernels for the host, in process.
+pub type JitCompile = fn(&[&Kernel]) -> Result<CompiledKernels, String>;
+
+/// The backends this build has, by name: Cranelift, and LLVM with the feature `llvm`. The
+/// differential tests hold each of them to the interpreter.
+pub fn jit_backends() -> Vec<(&'static str, JitCompile)> {
+    #[cfg_attr(not(feature = "llvm"), allow(unused_mut))]
+    let mut backends: Vec<(&'static str, JitCompile)> = vec![("cranelift", jit_compile)];
+    #[cfg(feature = "llvm")]
+    backends.push(("llvm", llvm::jit_compile));
+    backends
 }
 
 fn touched_vars(kernel: &Kernel) -> Vec<usize> {

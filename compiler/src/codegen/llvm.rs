@@ -1,0 +1,938 @@
+//! IR kernels to LLVM 14 functions through inkwell, optimised for the host and JIT-compiled
+//! (cargo feature `llvm`; `snnc run --backend llvm`).
+//!
+//! This module owns the LLVM backend: building an LLVM module with one function
+//! `extern "C" fn(*mut KernelContext)` per kernel, running LLVM's `-O3` pipeline on it (loop
+//! and SLP vectorisation on) for the host's CPU and features, and compiling it with MCJIT into
+//! [`CompiledKernels`], the same type the Cranelift backend returns, so the runtime sees no
+//! difference. It must not change what a kernel means: `ir::interp` is the reference, and
+//! every compiled kernel must agree with it bit for bit (NaN payloads aside), which
+//! `tests/differential.rs` and `tests/examples_differential.rs` check for this backend too.
+//! It knows nothing of how kernels were lowered, and nothing of the runtime beyond `abi.rs`.
+//!
+//! **Shape of a kernel.** The exported function reads the context and calls an inner,
+//! always-inlined function that takes every array the kernel touches as a separate `noalias`
+//! pointer (arrays never overlap; the interpreter's `&mut` slices guarantee it). After
+//! inlining, LLVM knows that no store to one array changes another, so the element loop needs
+//! no run-time overlap checks. The inner function has two loops:
+//!
+//! 1. the element loop, which for each element loads the arrays it touches, evaluates the body
+//!    with IR locals and array values in stack slots (which LLVM promotes to registers), stores
+//!    every array the body assigns (unconditionally: the value loaded is written back where no
+//!    assignment ran, which leaves the same bits), and writes a 0/1 spike flag for the element
+//!    into the spike buffer (which has room for one entry per element), summing the flags;
+//! 2. when any flag is set, a scalar pass that compacts the flagged elements' indices to the
+//!    front of the buffer, in element order. It runs left to right, and its write position
+//!    never passes its read position, so it works in place.
+//!
+//! When no `if` body and no `select` arm calls a helper, the body is if-converted: both sides
+//! of every `if` are evaluated under lane masks and assignments become selects (exact, because
+//! every IR operation is pure), so the element loop is straight-line code that LLVM's loop
+//! vectoriser turns into AVX2/AVX-512 code when the body calls nothing. Otherwise `if`s branch,
+//! so helpers run only on the path taken, as in the interpreter.
+//!
+//! **Exactness.** Every operation reproduces `ir::interp`, as `codegen::cranelift` does (see
+//! its module documentation for the reasoning): `+ - * /`, negation, `abs`, `sqrt`, `floor`,
+//! `ceil` are IEEE operations or intrinsics; comparisons are ordered except `!=`; truth is
+//! `!= 0.0`; `min`/`max` are a compare and two selects, never `minnum`/`maxnum`; `%`, `^`,
+//! `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` and random draws call the
+//! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
+//! never computes them itself). No instruction carries fast-math flags, and the module asks for
+//! no contraction, so LLVM never fuses a multiply and an add into an FMA (the code generator's
+//! default, `-fp-contract=standard`, fuses only the `fmuladd` intrinsic, which we never emit).
+//! IR locals start at 0.0 once per invocation and carry over from one element to the next, as
+//! in the interpreter.
+//!
+//! Setting `SNNC_LLVM_DUMP=<dir>` writes the optimised module (`kernels.ll`) and its host
+//! assembly (`kernels.s`) into `<dir>`, to check what the vectoriser did.
+
+use super::{touched_vars, Code, CompileTiming, Compiled, CompiledKernels};
+use crate::ir::interp::random_kind;
+use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::builder::{Builder, BuilderError};
+use inkwell::context::Context;
+use inkwell::execution_engine::ExecutionEngine;
+use inkwell::module::{Linkage, Module};
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{
+    CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine,
+};
+use inkwell::types::{BasicMetadataTypeEnum, FloatType, IntType};
+use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
+use snnc_runtime::abi::{KernelContext, KernelFn};
+use std::mem::{offset_of, ManuallyDrop};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The LLVM objects behind compiled kernels: the execution engine (which owns the module and
+/// the machine code) and the context they were created in.
+pub(super) struct Jit {
+    engine: ManuallyDrop<ExecutionEngine<'static>>,
+    context: ManuallyDrop<Box<Context>>,
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        let _one_at_a_time = COMPILING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SAFETY: both are dropped exactly once, here: first the engine (which owns the module
+        // and the code, and refers to the context), then the context.
+        unsafe {
+            ManuallyDrop::drop(&mut self.engine);
+            ManuallyDrop::drop(&mut self.context);
+        }
+    }
+}
+
+// SAFETY: after `jit_compile` returns, nothing uses the engine or the context (they are only
+// kept so the code stays mapped) until they are dropped, which happens on one thread with
+// exclusive access. Shared references hand out nothing but function pointers to immutable code.
+unsafe impl Send for Jit {}
+unsafe impl Sync for Jit {}
+
+static COMPILING: Mutex<()> = Mutex::new(());
+
+/// The unwrap of builder results: the builder fails only when it is not positioned in a block
+/// or given ill-typed values, which would be a bug in this module, not a property of a kernel.
+fn ok<T>(result: Result<T, BuilderError>) -> T {
+    result.expect("the LLVM builder is positioned and given well-typed values")
+}
+
+/// Compiles `kernels` for the host with LLVM, in process; the result is used exactly like
+/// [`super::jit_compile`]'s.
+pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
+    let started = Instant::now();
+    // LLVM's process-wide state (target registry, option tables, MCJIT's registration) is not
+    // meant to be set up from several threads at once; compiling is rare, so one at a time.
+    let one_at_a_time = COMPILING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for kernel in kernels {
+        super::cranelift::validate(kernel)?;
+    }
+    if !kernels.iter().all(|k| handled(k)) {
+        // This generator compiles element-wise kernels without loops. A program with an
+        // adaptive integrator's `while` loop or with plasticity handlers (scalar and gathered
+        // variables) is compiled whole by Cranelift, so its kernels share one code module.
+        drop(one_at_a_time);
+        return super::jit_compile(kernels);
+    }
+    let machine = HostMachine::new()?;
+    let context = Box::new(Context::create());
+    // SAFETY: the context is boxed, so it does not move, and it is dropped only after the
+    // engine and module that borrow it (see `Jit`); nothing else keeps the borrow.
+    let cx: &'static Context = unsafe { &*(context.as_ref() as *const Context) };
+    let module = cx.create_module("snnc_kernels");
+    module.set_triple(&machine.triple);
+    module.set_data_layout(&machine.machine.get_target_data().get_data_layout());
+    let mut setup = started.elapsed();
+
+    let mut per_kernel = Vec::with_capacity(kernels.len());
+    let mut symbols = Vec::with_capacity(kernels.len());
+    for (index, kernel) in kernels.iter().enumerate() {
+        let t0 = Instant::now();
+        let symbol = format!("snnc_kernel_{index}");
+        define_kernel(cx, &module, &machine, kernel, &symbol);
+        symbols.push(symbol);
+        per_kernel.push(t0.elapsed());
+    }
+
+    let t0 = Instant::now();
+    module
+        .verify()
+        .map_err(|e| format!("llvm: invalid module: {}", e.to_string_lossy()))?;
+    let options = PassBuilderOptions::create();
+    options.set_loop_vectorization(true);
+    options.set_loop_slp_vectorization(true);
+    options.set_loop_interleaving(true);
+    options.set_loop_unrolling(true);
+    module
+        .run_passes("default<O3>", &machine.machine, options)
+        .map_err(|e| format!("llvm: optimisation failed: {}", e.to_string_lossy()))?;
+    if let Some(dir) = std::env::var_os("SNNC_LLVM_DUMP") {
+        dump(&module, &machine.machine, Path::new(&dir))?;
+    }
+    let engine = module
+        .create_jit_execution_engine(OptimizationLevel::Aggressive)
+        .map_err(|e| format!("llvm: {}", e.to_string_lossy()))?;
+    let runtime = super::cranelift::runtime_symbols();
+    for (name, address) in &runtime {
+        if let Some(function) = module.get_function(name) {
+            engine.add_global_mapping(&function, *address as usize);
+        }
+    }
+    let mut compiled = Vec::with_capacity(kernels.len());
+    for (kernel, symbol) in kernels.iter().zip(&symbols) {
+        let address = engine
+            .get_function_address(symbol)
+            .map_err(|e| format!("llvm: kernel `{}`: {e:?}", kernel.name))?;
+        // SAFETY: `define_kernel` gave the function exactly this signature.
+        let function = unsafe { std::mem::transmute::<usize, KernelFn>(address) };
+        compiled.push(Compiled {
+            name: kernel.name.clone(),
+            function,
+            touched_vars: touched_vars(kernel),
+        });
+    }
+    // The engine owns the module now; the handle only marks it so.
+    drop(module);
+    setup += t0.elapsed();
+    drop(one_at_a_time);
+
+    Ok(CompiledKernels {
+        code: Some(Code::Llvm(Jit {
+            engine: ManuallyDrop::new(engine),
+            context: ManuallyDrop::new(context),
+        })),
+        kernels: compiled,
+        timing: CompileTiming {
+            per_kernel,
+            setup_and_finalize: setup,
+            total: started.elapsed(),
+        },
+    })
+}
+
+/// The host's target machine, CPU name and features: the optimiser's cost model and the code
+/// generator both see them (the latter through function attributes, as MCJIT's own target
+/// machine is generic).
+struct HostMachine {
+    machine: TargetMachine,
+    triple: inkwell::targets::TargetTriple,
+    cpu: String,
+    features: String,
+}
+
+impl HostMachine {
+    fn new() -> Result<HostMachine, String> {
+        Target::initialize_native(&InitializationConfig::default())
+            .map_err(|e| format!("llvm: cannot initialise the host target: {e}"))?;
+        let triple = TargetMachine::get_default_triple();
+        let target = Target::from_triple(&triple)
+            .map_err(|e| format!("llvm: unsupported host: {}", e.to_string_lossy()))?;
+        let cpu = TargetMachine::get_host_cpu_name().to_string();
+        let features = TargetMachine::get_host_cpu_features().to_string();
+        let machine = target
+            .create_target_machine(
+                &triple,
+                &cpu,
+                &features,
+                OptimizationLevel::Aggressive,
+                RelocMode::Default,
+                CodeModel::JITDefault,
+            )
+            .ok_or_else(|| format!("llvm: no target machine for {cpu} ({triple})"))?;
+        Ok(HostMachine {
+            machine,
+            triple,
+            cpu,
+            features,
+        })
+    }
+}
+
+/// Writes the optimised module and its assembly into `dir` (see the module documentation).
+fn dump(module: &Module, machine: &TargetMachine, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ir = dir.join("kernels.ll");
+    module
+        .print_to_file(&ir)
+        .map_err(|e| format!("{}: {}", ir.display(), e.to_string_lossy()))?;
+    // Code generation rewrites the module it is given, so it gets a copy.
+    let copy = module.clone();
+    let asm = dir.join("kernels.s");
+    machine
+        .write_to_file(&copy, FileType::Assembly, &asm)
+        .map_err(|e| format!("{}: {}", asm.display(), e.to_string_lossy()))
+}
+
+/// The runtime helper an expression calls, if any.
+fn helper_of(e: &Expr) -> Option<&'static str> {
+    Some(match e {
+        Expr::Binary(BinOp::Rem, ..) => "snnc_fmod",
+        Expr::Binary(BinOp::Pow, ..) => "snnc_pow",
+        Expr::Call(Func::Exp, _) => "snnc_exp",
+        Expr::Call(Func::Expm1, _) => "snnc_expm1",
+        Expr::Call(Func::Log, _) => "snnc_log",
+        Expr::Call(Func::Log10, _) => "snnc_log10",
+        Expr::Call(Func::Sin, _) => "snnc_sin",
+        Expr::Call(Func::Cos, _) => "snnc_cos",
+        Expr::Call(Func::Tan, _) => "snnc_tan",
+        Expr::Call(Func::Tanh, _) => "snnc_tanh",
+        Expr::Random { .. } => "snnc_random",
+        _ => return None,
+    })
+}
+
+fn calls_out(e: &Expr) -> bool {
+    let mut found = false;
+    e.visit(&mut |e| found |= helper_of(e).is_some());
+    found
+}
+
+/// Whether the body can be if-converted without paying for helper calls the interpreter would
+/// skip: no `if` body and no `select` arm calls out.
+fn if_convertible(body: &[Stmt]) -> bool {
+    fn arms_pure(e: &Expr) -> bool {
+        let mut ok = true;
+        e.visit(&mut |e| {
+            if let Expr::Select(_, a, b) = e {
+                ok &= !calls_out(a) && !calls_out(b);
+            }
+        });
+        ok
+    }
+    fn check(stmts: &[Stmt], nested: bool) -> bool {
+        stmts.iter().all(|s| match s {
+            Stmt::Let(_, e) | Stmt::Store(_, e) => arms_pure(e) && !(nested && calls_out(e)),
+            Stmt::If(c, a, b) => {
+                arms_pure(c) && !(nested && calls_out(c)) && check(a, true) && check(b, true)
+            }
+            Stmt::Spike => true,
+            Stmt::While { .. } => false,
+        })
+    }
+    check(body, false)
+}
+
+/// Whether this generator compiles `kernel`: every variable addressed per element, and no
+/// `while` loop.
+fn handled(kernel: &Kernel) -> bool {
+    fn no_loops(stmts: &[Stmt]) -> bool {
+        stmts.iter().all(|s| match s {
+            Stmt::While { .. } => false,
+            Stmt::If(_, a, b) => no_loops(a) && no_loops(b),
+            Stmt::Let(..) | Stmt::Store(..) | Stmt::Spike => true,
+        })
+    }
+    kernel.vars.iter().all(|v| v.access == Access::Element) && no_loops(&kernel.body)
+}
+
+/// Calls `f` on every statement, nested ones included.
+fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
+    for s in stmts {
+        f(s);
+        if let Stmt::If(_, a, b) = s {
+            walk(a, f);
+            walk(b, f);
+        }
+    }
+}
+
+/// Defines `kernel` in `module` as the exported function `symbol`.
+fn define_kernel<'ctx>(
+    cx: &'ctx Context,
+    module: &Module<'ctx>,
+    machine: &HostMachine,
+    kernel: &Kernel,
+    symbol: &str,
+) {
+    let n_vars = kernel.vars.len();
+    let touched = touched_vars(kernel);
+    let mut stored = vec![false; n_vars];
+    let mut can_spike = false;
+    walk(&kernel.body, &mut |s| match s {
+        Stmt::Store(v, _) => stored[*v as usize] = true,
+        Stmt::Spike => can_spike = true,
+        _ => {}
+    });
+
+    let f64t = cx.f64_type();
+    let i64t = cx.i64_type();
+    let i32t = cx.i32_type();
+    let f64p = f64t.ptr_type(AddressSpace::default());
+    let i32p = i32t.ptr_type(AddressSpace::default());
+    let i8p = cx.i8_type().ptr_type(AddressSpace::default());
+    let attr = |name: &str| cx.create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0);
+    let host = |f: FunctionValue<'ctx>| {
+        f.add_attribute(
+            AttributeLoc::Function,
+            cx.create_string_attribute("target-cpu", &machine.cpu),
+        );
+        f.add_attribute(
+            AttributeLoc::Function,
+            cx.create_string_attribute("target-features", &machine.features),
+        );
+        f.add_attribute(AttributeLoc::Function, attr("nounwind"));
+    };
+
+    // The inner function: (start, end, step, t, stream_key, spikes, arrays...) -> spike count.
+    let mut params: Vec<BasicMetadataTypeEnum> = vec![
+        i64t.into(),
+        i64t.into(),
+        i64t.into(),
+        f64t.into(),
+        i64t.into(),
+        i32p.into(),
+    ];
+    params.extend(touched.iter().map(|_| BasicMetadataTypeEnum::from(f64p)));
+    let inner = module.add_function(
+        &format!("{symbol}_body"),
+        i64t.fn_type(&params, false),
+        Some(Linkage::Internal),
+    );
+    host(inner);
+    inner.add_attribute(AttributeLoc::Function, attr("alwaysinline"));
+    for p in 5..params.len() as u32 {
+        inner.add_attribute(AttributeLoc::Param(p), attr("noalias"));
+        inner.add_attribute(AttributeLoc::Param(p), attr("nocapture"));
+    }
+    let param = |n: usize| inner.get_nth_param(n as u32).expect("declared parameter");
+    let mut bases = vec![None; n_vars];
+    for (k, &v) in touched.iter().enumerate() {
+        bases[v] = Some(param(6 + k).into_pointer_value());
+    }
+
+    let b = cx.create_builder();
+    let entry = cx.append_basic_block(inner, "entry");
+    b.position_at_end(entry);
+    let start = param(0).into_int_value();
+    let end = param(1).into_int_value();
+    let spikes = param(5).into_pointer_value();
+    let zero = f64t.const_float(0.0);
+    let locals: Vec<PointerValue> = (0..kernel.n_locals)
+        .map(|l| {
+            let slot = ok(b.build_alloca(f64t, &format!("local{l}")));
+            ok(b.build_store(slot, zero));
+            slot
+        })
+        .collect();
+    let slots: Vec<Option<PointerValue>> = (0..n_vars)
+        .map(|v| bases[v].map(|_| ok(b.build_alloca(f64t, &format!("var{v}")))))
+        .collect();
+    let spiked = can_spike.then(|| ok(b.build_alloca(cx.bool_type(), "spiked")));
+    let element = ok(b.build_alloca(i64t, "element"));
+    ok(b.build_store(element, start));
+    let flags = ok(b.build_alloca(i64t, "flags"));
+    ok(b.build_store(flags, i64t.const_zero()));
+
+    let header = cx.append_basic_block(inner, "loop");
+    let body = cx.append_basic_block(inner, "element");
+    let exit = cx.append_basic_block(inner, "done");
+    ok(b.build_unconditional_branch(header));
+    b.position_at_end(header);
+    let i = ok(b.build_load(element, "i")).into_int_value();
+    let more = ok(b.build_int_compare(IntPredicate::ULT, i, end, "more"));
+    ok(b.build_conditional_branch(more, body, exit));
+
+    b.position_at_end(body);
+    let address = |b: &Builder<'ctx>, v: usize| {
+        let base = bases[v].expect("touched arrays are parameters");
+        // SAFETY (of the generated code): the runtime guarantees every touched array holds at
+        // least `end` elements, and `i < end`.
+        unsafe { ok(b.build_in_bounds_gep(base, &[i], "")) }
+    };
+    for (v, slot) in slots.iter().enumerate() {
+        if let Some(slot) = *slot {
+            let x = ok(b.build_load(address(&b, v), ""));
+            ok(b.build_store(slot, x));
+        }
+    }
+    if let Some(s) = spiked {
+        ok(b.build_store(s, cx.bool_type().const_zero()));
+    }
+    let mut g = Gen {
+        cx,
+        module,
+        b: &b,
+        function: inner,
+        f64t,
+        i32t,
+        t: param(3).into_float_value(),
+        step: param(2).into_int_value(),
+        stream_key: param(4).into_int_value(),
+        elem_u32: ok(b.build_int_truncate(i, i32t, "elem_u32")),
+        // Signed conversion equals `as f64` on an index below 2^63.
+        elem_f64: ok(b.build_signed_int_to_float(i, f64t, "elem_f64")),
+        locals,
+        slots: slots.clone(),
+        spiked,
+        flat: if_convertible(&kernel.body),
+        mask: None,
+    };
+    g.stmts(&kernel.body);
+    for v in 0..n_vars {
+        if stored[v] {
+            let slot = slots[v].expect("stored arrays have a slot");
+            let x = ok(b.build_load(slot, ""));
+            ok(b.build_store(address(&b, v), x));
+        }
+    }
+    if let Some(s) = spiked {
+        let flag = ok(b.build_load(s, "")).into_int_value();
+        let flag = ok(b.build_int_z_extend(flag, i32t, "flag"));
+        let offset = ok(b.build_int_sub(i, start, "offset"));
+        let at = unsafe { ok(b.build_in_bounds_gep(spikes, &[offset], "")) };
+        ok(b.build_store(at, flag));
+        let wide = ok(b.build_int_z_extend(flag, i64t, ""));
+        let sum = ok(b.build_load(flags, "")).into_int_value();
+        ok(b.build_store(flags, ok(b.build_int_add(sum, wide, ""))));
+    }
+    let next = ok(b.build_int_add(i, i64t.const_int(1, false), "next"));
+    ok(b.build_store(element, next));
+    ok(b.build_unconditional_branch(header));
+
+    // Compaction: move the indices of flagged elements to the front, in order, stopping after
+    // the last one.
+    b.position_at_end(exit);
+    let total = ok(b.build_load(flags, "total")).into_int_value();
+    if can_spike {
+        let read = ok(b.build_alloca(i64t, "read"));
+        let written = ok(b.build_alloca(i64t, "written"));
+        ok(b.build_store(read, i64t.const_zero()));
+        ok(b.build_store(written, i64t.const_zero()));
+        let check = cx.append_basic_block(inner, "compact");
+        let step = cx.append_basic_block(inner, "compact_one");
+        let finished = cx.append_basic_block(inner, "return");
+        ok(b.build_unconditional_branch(check));
+        b.position_at_end(check);
+        let w = ok(b.build_load(written, "w")).into_int_value();
+        let more = ok(b.build_int_compare(IntPredicate::ULT, w, total, "more"));
+        ok(b.build_conditional_branch(more, step, finished));
+        b.position_at_end(step);
+        let r = ok(b.build_load(read, "r")).into_int_value();
+        let from = unsafe { ok(b.build_in_bounds_gep(spikes, &[r], "")) };
+        let flag = ok(b.build_load(from, "flag")).into_int_value();
+        let index = ok(b.build_int_add(start, r, ""));
+        let index = ok(b.build_int_truncate(index, i32t, "index"));
+        let to = unsafe { ok(b.build_in_bounds_gep(spikes, &[w], "")) };
+        ok(b.build_store(to, index));
+        let flag = ok(b.build_int_z_extend(flag, i64t, ""));
+        ok(b.build_store(written, ok(b.build_int_add(w, flag, ""))));
+        ok(b.build_store(read, ok(b.build_int_add(r, i64t.const_int(1, false), ""))));
+        ok(b.build_unconditional_branch(check));
+        b.position_at_end(finished);
+    }
+    ok(b.build_return(Some(&total)));
+
+    // The exported function: reads the context, runs the body, publishes the spike count.
+    let outer = module.add_function(
+        symbol,
+        cx.void_type().fn_type(&[i8p.into()], false),
+        Some(Linkage::External),
+    );
+    host(outer);
+    let entry = cx.append_basic_block(outer, "entry");
+    b.position_at_end(entry);
+    let ctx = outer
+        .get_first_param()
+        .expect("one parameter")
+        .into_pointer_value();
+    let field = |offset: usize, ty: inkwell::types::PointerType<'ctx>, name: &str| {
+        let offset = i64t.const_int(offset as u64, false);
+        let at = unsafe { ok(b.build_in_bounds_gep(ctx, &[offset], "")) };
+        ok(b.build_pointer_cast(at, ty, name))
+    };
+    let i64p = i64t.ptr_type(AddressSpace::default());
+    let load_u64 = |offset: usize, name: &str| {
+        ok(b.build_load(field(offset, i64p, name), name)).into_int_value()
+    };
+    let arrays_at = field(
+        offset_of!(KernelContext, arrays),
+        f64p.ptr_type(AddressSpace::default())
+            .ptr_type(AddressSpace::default()),
+        "arrays_field",
+    );
+    let arrays = ok(b.build_load(arrays_at, "arrays")).into_pointer_value();
+    let t_at = field(
+        offset_of!(KernelContext, t),
+        f64t.ptr_type(AddressSpace::default()),
+        "t_field",
+    );
+    let spikes_at = field(
+        offset_of!(KernelContext, spikes),
+        i32p.ptr_type(AddressSpace::default()),
+        "spikes_field",
+    );
+    let n_spikes_at = field(offset_of!(KernelContext, n_spikes), i64p, "n_spikes_field");
+    let n0 = ok(b.build_load(n_spikes_at, "n0")).into_int_value();
+    let spikes = ok(b.build_load(spikes_at, "spikes")).into_pointer_value();
+    let spikes = unsafe { ok(b.build_in_bounds_gep(spikes, &[n0], "free")) };
+    let mut args: Vec<BasicMetadataValueEnum> = vec![
+        load_u64(offset_of!(KernelContext, start), "start").into(),
+        load_u64(offset_of!(KernelContext, end), "end").into(),
+        load_u64(offset_of!(KernelContext, step), "step").into(),
+        ok(b.build_load(t_at, "t")).into(),
+        load_u64(offset_of!(KernelContext, stream_key), "stream_key").into(),
+        spikes.into(),
+    ];
+    for &v in &touched {
+        let at =
+            unsafe { ok(b.build_in_bounds_gep(arrays, &[i64t.const_int(v as u64, false)], "")) };
+        args.push(ok(b.build_load(at, &format!("base{v}"))).into());
+    }
+    let count = ok(b.build_call(inner, &args, "count"))
+        .try_as_basic_value()
+        .unwrap_basic()
+        .into_int_value();
+    let count = ok(b.build_int_add(n0, count, "n_spikes"));
+    ok(b.build_store(n_spikes_at, count));
+    ok(b.build_return(None));
+}
+
+struct Gen<'a, 'ctx> {
+    cx: &'ctx Context,
+    module: &'a Module<'ctx>,
+    b: &'a Builder<'ctx>,
+    function: FunctionValue<'ctx>,
+    f64t: FloatType<'ctx>,
+    i32t: IntType<'ctx>,
+    t: FloatValue<'ctx>,
+    step: IntValue<'ctx>,
+    stream_key: IntValue<'ctx>,
+    elem_u32: IntValue<'ctx>,
+    elem_f64: FloatValue<'ctx>,
+    /// Stack slots of the IR locals, of the current element's array values, and of whether
+    /// the element has spiked; LLVM promotes them to registers.
+    locals: Vec<PointerValue<'ctx>>,
+    slots: Vec<Option<PointerValue<'ctx>>>,
+    spiked: Option<PointerValue<'ctx>>,
+    /// Whether the body is if-converted (see the module documentation).
+    flat: bool,
+    /// When if-converted: the condition under which the statements being emitted run, or
+    /// `None` for always.
+    mask: Option<IntValue<'ctx>>,
+}
+
+impl<'ctx> Gen<'_, 'ctx> {
+    fn stmts(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            self.stmt(s);
+        }
+    }
+
+    /// Stores `value` into `slot`, or under the current mask, keeps the old value where the
+    /// mask is false.
+    fn assign(&mut self, slot: PointerValue<'ctx>, value: FloatValue<'ctx>) {
+        let value = match self.mask {
+            Some(mask) => {
+                let old = ok(self.b.build_load(slot, "")).into_float_value();
+                self.select(mask, value, old)
+            }
+            None => value,
+        };
+        ok(self.b.build_store(slot, value));
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) {
+        match stmt {
+            Stmt::Let(l, e) => {
+                let v = self.expr(e);
+                self.assign(self.locals[*l as usize], v);
+            }
+            Stmt::Store(var, e) => {
+                let v = self.expr(e);
+                let slot = self.slots[*var as usize].expect("stored arrays have a slot");
+                self.assign(slot, v);
+            }
+            Stmt::If(c, then_body, else_body) if self.flat => {
+                let cond = self.cond(c);
+                let outer = self.mask;
+                self.mask = Some(match outer {
+                    Some(m) => ok(self.b.build_and(m, cond, "")),
+                    None => cond,
+                });
+                self.stmts(then_body);
+                if !else_body.is_empty() {
+                    let not = ok(self.b.build_not(cond, ""));
+                    self.mask = Some(match outer {
+                        Some(m) => ok(self.b.build_and(m, not, "")),
+                        None => not,
+                    });
+                    self.stmts(else_body);
+                }
+                self.mask = outer;
+            }
+            Stmt::If(c, then_body, else_body) => {
+                let cond = self.cond(c);
+                let then_block = self.cx.append_basic_block(self.function, "then");
+                let else_block = self.cx.append_basic_block(self.function, "else");
+                let join = self.cx.append_basic_block(self.function, "join");
+                ok(self
+                    .b
+                    .build_conditional_branch(cond, then_block, else_block));
+                for (block, body) in [(then_block, then_body), (else_block, else_body)] {
+                    self.b.position_at_end(block);
+                    self.stmts(body);
+                    ok(self.b.build_unconditional_branch(join));
+                }
+                self.b.position_at_end(join);
+            }
+            Stmt::Spike => {
+                let slot = self.spiked.expect("a kernel with `spike` has a spike flag");
+                let yes = self.cx.bool_type().const_int(1, false);
+                let value = match self.mask {
+                    Some(mask) => {
+                        let old = ok(self.b.build_load(slot, "")).into_int_value();
+                        ok(self.b.build_or(old, mask, ""))
+                    }
+                    None => yes,
+                };
+                ok(self.b.build_store(slot, value));
+            }
+            Stmt::While { .. } => unreachable!("kernels with loops go to Cranelift (`handled`)"),
+        }
+    }
+
+    fn select(
+        &self,
+        cond: IntValue<'ctx>,
+        a: FloatValue<'ctx>,
+        b: FloatValue<'ctx>,
+    ) -> FloatValue<'ctx> {
+        ok(self.b.build_select(cond, a, b, "")).into_float_value()
+    }
+
+    fn fconst(&self, c: f64) -> FloatValue<'ctx> {
+        self.f64t.const_float(c)
+    }
+
+    fn fcmp(&self, p: FloatPredicate, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> IntValue<'ctx> {
+        ok(self.b.build_float_compare(p, a, b, ""))
+    }
+
+    /// `eval(e) != 0.0` as an `i1`, without materialising 1.0/0.0 for comparisons and logic.
+    fn cond(&mut self, e: &Expr) -> IntValue<'ctx> {
+        match e {
+            Expr::Binary(op, a, b) => {
+                if let Some(p) = comparison(*op) {
+                    let a = self.expr(a);
+                    let b = self.expr(b);
+                    return self.fcmp(p, a, b);
+                }
+                if matches!(op, BinOp::And | BinOp::Or) {
+                    let x = self.cond(a);
+                    let y = self.cond(b);
+                    return if *op == BinOp::And {
+                        ok(self.b.build_and(x, y, ""))
+                    } else {
+                        ok(self.b.build_or(x, y, ""))
+                    };
+                }
+            }
+            // `a == 0.0` is exactly `!(a != 0.0)`, NaN included.
+            Expr::Unary(UnOp::Not, a) => {
+                let x = self.cond(a);
+                return ok(self.b.build_not(x, ""));
+            }
+            _ => {}
+        }
+        let v = self.expr(e);
+        self.fcmp(FloatPredicate::UNE, v, self.fconst(0.0))
+    }
+
+    /// A zero constant of the IR, read from a mutable global rather than written as a
+    /// constant. LLVM 14's instruction combiner rewrites a compare-and-select against a
+    /// constant `-0.0` as if `+0.0` and `-0.0` were equal (`min(x, -0.0)` gave `-0.0` for
+    /// `x = +0.0`, found by `tests/differential.rs`); a value it cannot see folds nothing. The
+    /// load is invariant, so it is hoisted out of the element loop.
+    fn opaque_zero(&mut self, c: f64) -> FloatValue<'ctx> {
+        let name = if c.is_sign_negative() {
+            "snnc_negative_zero"
+        } else {
+            "snnc_positive_zero"
+        };
+        let global = self.module.get_global(name).unwrap_or_else(|| {
+            let g = self.module.add_global(self.f64t, None, name);
+            g.set_initializer(&self.f64t.const_float(c));
+            g.set_constant(false);
+            g.set_linkage(Linkage::External);
+            g
+        });
+        ok(self.b.build_load(global.as_pointer_value(), "zero")).into_float_value()
+    }
+
+    fn bool_to_f64(&self, cond: IntValue<'ctx>) -> FloatValue<'ctx> {
+        self.select(cond, self.fconst(1.0), self.fconst(0.0))
+    }
+
+    fn expr(&mut self, e: &Expr) -> FloatValue<'ctx> {
+        match e {
+            Expr::Const(c) if *c == 0.0 => self.opaque_zero(*c),
+            Expr::Const(c) => self.fconst(*c),
+            Expr::Var(v) => {
+                let slot = self.slots[*v as usize].expect("read arrays have a slot");
+                ok(self.b.build_load(slot, "")).into_float_value()
+            }
+            Expr::Local(l) => {
+                ok(self.b.build_load(self.locals[*l as usize], "")).into_float_value()
+            }
+            Expr::Time => self.t,
+            Expr::Index => self.elem_f64,
+            Expr::Unary(UnOp::Neg, a) => {
+                let a = self.expr(a);
+                ok(self.b.build_float_neg(a, ""))
+            }
+            Expr::Unary(UnOp::Not, _) => {
+                let c = self.cond(e);
+                self.bool_to_f64(c)
+            }
+            Expr::Binary(op, _, _)
+                if comparison(*op).is_some() || matches!(op, BinOp::And | BinOp::Or) =>
+            {
+                let c = self.cond(e);
+                self.bool_to_f64(c)
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.expr(a);
+                let b = self.expr(b);
+                self.binary(*op, a, b)
+            }
+            Expr::Call(f, a) => {
+                let a = self.expr(a);
+                self.func(*f, a)
+            }
+            Expr::Select(c, a, b) => {
+                let cond = self.cond(c);
+                if !self.flat && (calls_out(a) || calls_out(b)) {
+                    self.select_branching(cond, a, b)
+                } else {
+                    let a = self.expr(a);
+                    let b = self.expr(b);
+                    self.select(cond, a, b)
+                }
+            }
+            Expr::Random { kind, draw, arg } => {
+                // A non-Poisson draw ignores its argument, so it is not evaluated.
+                let arg = if *kind == Random::Poisson {
+                    self.expr(arg)
+                } else {
+                    self.fconst(0.0)
+                };
+                let args = [
+                    self.stream_key.into(),
+                    self.elem_u32.into(),
+                    self.step.into(),
+                    self.i32t.const_int(u64::from(*draw), false).into(),
+                    self.i32t
+                        .const_int(u64::from(random_kind(*kind)), false)
+                        .into(),
+                    arg.into(),
+                ];
+                self.call("snnc_random", &args)
+            }
+        }
+    }
+
+    /// `select` whose sides call out: evaluate only the side taken.
+    fn select_branching(&mut self, cond: IntValue<'ctx>, a: &Expr, b: &Expr) -> FloatValue<'ctx> {
+        let then_block = self.cx.append_basic_block(self.function, "select_then");
+        let else_block = self.cx.append_basic_block(self.function, "select_else");
+        let join = self.cx.append_basic_block(self.function, "select_join");
+        ok(self
+            .b
+            .build_conditional_branch(cond, then_block, else_block));
+        let mut incoming: Vec<(FloatValue<'ctx>, BasicBlock<'ctx>)> = Vec::with_capacity(2);
+        for (block, side) in [(then_block, a), (else_block, b)] {
+            self.b.position_at_end(block);
+            let v = self.expr(side);
+            incoming.push((v, self.b.get_insert_block().expect("positioned")));
+            ok(self.b.build_unconditional_branch(join));
+        }
+        self.b.position_at_end(join);
+        let phi = ok(self.b.build_phi(self.f64t, ""));
+        phi.add_incoming(&[
+            (&incoming[0].0, incoming[0].1),
+            (&incoming[1].0, incoming[1].1),
+        ]);
+        phi.as_basic_value().into_float_value()
+    }
+
+    /// Arithmetic operators (comparisons and logic go through [`Gen::cond`]).
+    fn binary(&mut self, op: BinOp, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> FloatValue<'ctx> {
+        match op {
+            BinOp::Add => ok(self.b.build_float_add(a, b, "")),
+            BinOp::Sub => ok(self.b.build_float_sub(a, b, "")),
+            BinOp::Mul => ok(self.b.build_float_mul(a, b, "")),
+            BinOp::Div => ok(self.b.build_float_div(a, b, "")),
+            BinOp::Rem => self.call("snnc_fmod", &[a.into(), b.into()]),
+            BinOp::Pow => self.call("snnc_pow", &[a.into(), b.into()]),
+            // Rust's `a.min(b)` / `a.max(b)` on x86-64: `b` if `b` beats `a` or `a` is NaN,
+            // else `a` (see `codegen::cranelift`).
+            BinOp::Min | BinOp::Max => {
+                let beats = if op == BinOp::Min {
+                    FloatPredicate::OLT
+                } else {
+                    FloatPredicate::OGT
+                };
+                let b_beats = self.fcmp(beats, b, a);
+                let a_nan = self.fcmp(FloatPredicate::UNO, a, a);
+                let pick = self.select(b_beats, b, a);
+                self.select(a_nan, b, pick)
+            }
+            _ => unreachable!("{op:?} is lowered as a condition"),
+        }
+    }
+
+    fn func(&mut self, f: Func, a: FloatValue<'ctx>) -> FloatValue<'ctx> {
+        let intrinsic = match f {
+            Func::Sqrt => "llvm.sqrt.f64",
+            Func::Abs => "llvm.fabs.f64",
+            Func::Floor => "llvm.floor.f64",
+            Func::Ceil => "llvm.ceil.f64",
+            Func::Sign => {
+                let zero = self.fconst(0.0);
+                let pos = self.fcmp(FloatPredicate::OGT, a, zero);
+                let neg = self.fcmp(FloatPredicate::OLT, a, zero);
+                let low = self.select(neg, self.fconst(-1.0), zero);
+                return self.select(pos, self.fconst(1.0), low);
+            }
+            _ => {
+                let name = helper_of(&Expr::Call(f, Box::new(Expr::Const(0.0))))
+                    .expect("every other function is a runtime helper");
+                return self.call(name, &[a.into()]);
+            }
+        };
+        self.call(intrinsic, &[a.into()])
+    }
+
+    /// Calls a runtime helper or an intrinsic, declaring it at its first use. Helpers are
+    /// pure functions of their arguments, and say so, so LLVM may hoist or merge calls.
+    fn call(&mut self, name: &str, args: &[BasicMetadataValueEnum<'ctx>]) -> FloatValue<'ctx> {
+        let function = self.module.get_function(name).unwrap_or_else(|| {
+            let params: Vec<BasicMetadataTypeEnum> =
+                args.iter().map(|a| metadata_type(*a)).collect();
+            let f = self
+                .module
+                .add_function(name, self.f64t.fn_type(&params, false), None);
+            for attr in ["nounwind", "readnone", "willreturn"] {
+                f.add_attribute(
+                    AttributeLoc::Function,
+                    self.cx
+                        .create_enum_attribute(Attribute::get_named_enum_kind_id(attr), 0),
+                );
+            }
+            f
+        });
+        ok(self.b.build_call(function, args, ""))
+            .try_as_basic_value()
+            .unwrap_basic()
+            .into_float_value()
+    }
+}
+
+fn metadata_type(value: BasicMetadataValueEnum) -> BasicMetadataTypeEnum {
+    match value {
+        BasicMetadataValueEnum::FloatValue(v) => v.get_type().into(),
+        BasicMetadataValueEnum::IntValue(v) => v.get_type().into(),
+        _ => unreachable!("helpers take integers and floats"),
+    }
+}
+
+/// The predicate of a comparison operator: ordered, except `!=`, as Rust's operators.
+fn comparison(op: BinOp) -> Option<FloatPredicate> {
+    Some(match op {
+        BinOp::Lt => FloatPredicate::OLT,
+        BinOp::Le => FloatPredicate::OLE,
+        BinOp::Gt => FloatPredicate::OGT,
+        BinOp::Ge => FloatPredicate::OGE,
+        BinOp::Eq => FloatPredicate::OEQ,
+        BinOp::Ne => FloatPredicate::UNE,
+        _ => return None,
+    })
+}
