@@ -402,6 +402,56 @@ fn poisson_neuron_mean_potential_matches_campbell() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The event-driven Poisson source (`stdlib.inputs.poisson.PoissonProcess`): 2,000 sources at
+// 20 Hz for 5 s. A spike falls in a step with probability p = 1 - exp(-rate * dt), so the
+// inter-spike interval in steps is geometric: mean mu = dt / p = 50.05 ms, CV sqrt(1 - p) =
+// 0.999, and the expected count is 2000 * 5 s / mu = 199,800. Intervals are only seen between
+// two spikes inside the 5 s window, which favours short ones: pooled over neurons, the mean
+// seen interval is (T - 2 mu) / (T / mu - 1) = mu (T - 2 mu) / (T - mu) = 49.54 ms. Tolerances:
+// the count within 4 sd of a Poisson count (4 * sqrt(199,800) = 1,788); the mean interval
+// within 4 standard errors (sd ~50 ms over ~198,000 intervals: 0.45 ms); the CV within 0.01
+// (its standard error is ~0.003 for this many intervals, so about 3 of them).
+
+#[test]
+fn poisson_process_has_poisson_rate_and_intervals() {
+    let out = scratch("poisson-process");
+    let ran = simulate(
+        &root().join("tests/run/poisson_process.snn"),
+        &Overrides::default(),
+        &out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (times, ids, n) = spikes(&ran);
+    assert_eq!(n, 2000);
+    let p = 1.0 - (-20.0f64 * 1e-4).exp();
+    let expected = 2000.0 * 5.0 * p / 1e-4;
+    assert_near(
+        "spike count",
+        times.len() as f64,
+        expected,
+        4.0 * expected.sqrt(),
+    );
+    let mut per_neuron: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for (&t, &i) in times.iter().zip(&ids) {
+        per_neuron[i].push(t);
+    }
+    let intervals: Vec<f64> = per_neuron
+        .iter()
+        .flat_map(|t| t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>())
+        .collect();
+    let (mean, var) = mean_var(&intervals);
+    let mu = 0.1 / p;
+    let seen = mu * (5000.0 - 2.0 * mu) / (5000.0 - mu);
+    assert_near("mean interval (ms)", mean, seen, 0.45);
+    assert_near("interval CV", var.sqrt() / mean, (1.0 - p).sqrt(), 0.01);
+    // Intervals are whole steps, at least one.
+    assert!(
+        intervals.iter().all(|&d| d >= 0.1 - 1e-9),
+        "two spikes in one step"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // COBA (Brian2 reference, 4000 neurons, 1 s; 8 seeds): rate 20.17 +- 1.11 Hz, CV 1.574 +- 0.026.
 //
 // snnc runs this network about 9 % slower: 18.43 +- 1.07 Hz over seeds 1-8, CV ~1.51. This is
@@ -879,6 +929,9 @@ fn stdp_song_weights_become_bimodal_as_in_brian2() {
     assert!(
         below > 0.15 && above > 0.15,
         "not bimodal: {below} below, {above} above"
+    );
+    eprintln!(
+        "Song: w < 0.1 gmax {below:.3}, w > 0.9 gmax {above:.3}, mean {mean:.3}, post spikes {post_spikes}"
     );
     assert_near("fraction of w < 0.1 gmax", below, 0.2382, 0.065);
     assert_near("fraction of w > 0.9 gmax", above, 0.1878, 0.025);
