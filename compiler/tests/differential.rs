@@ -532,6 +532,33 @@ fn min_and_max_with_signed_zero_constants() {
     }
 }
 
+/// A store in the `else` branch of a nested `if` whose condition is `sign(1 / sqrt(-0.0))`
+/// (= -1, true): the store must not happen, so a `-0.0` in the array stays `-0.0` (found by
+/// `call_free_kernels_agree` on the LLVM backend, elements 1..33 with a `-0.0` at 32).
+#[test]
+fn nested_else_store_under_a_true_condition_keeps_negative_zero() {
+    let info = StepInfo {
+        step: 0,
+        t: 0.0,
+        seed: 0,
+        stream: 0,
+    };
+    let mut v0 = vec![0.0; 40];
+    v0[32] = -0.0;
+    let arrays = vec![v0, vec![0.0; 40], vec![0.0; 40]];
+    let inner = Expr::call(
+        Func::Sign,
+        Expr::div(Expr::c(1.0), Expr::call(Func::Sqrt, Expr::c(-0.0))),
+    );
+    let body = vec![Stmt::If(
+        Expr::Unary(UnOp::Neg, Box::new(Expr::c(1.0))),
+        vec![Stmt::If(inner, vec![], vec![Stmt::Store(0, Expr::c(0.0))])],
+        vec![],
+    )];
+    let k = kernel("nested else", 3, 0, 0, body);
+    compare(&k, &arrays, 1, 33, &[info]).unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // A leaky integrate-and-fire population.
 

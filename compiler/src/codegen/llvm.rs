@@ -732,19 +732,23 @@ impl<'ctx> Gen<'_, 'ctx> {
     /// `x = +0.0`, found by `tests/differential.rs`); a value it cannot see folds nothing. The
     /// load is invariant, so it is hoisted out of the element loop.
     fn opaque_zero(&mut self, c: f64) -> FloatValue<'ctx> {
-        let name = if c.is_sign_negative() {
-            "snnc_negative_zero"
+        if c.is_sign_negative() {
+            self.opaque_constant("snnc_negative_zero", -0.0)
         } else {
-            "snnc_positive_zero"
-        };
+            self.opaque_constant("snnc_positive_zero", 0.0)
+        }
+    }
+
+    /// `value`, loaded from a mutable global named `name`, so the optimiser cannot fold it.
+    fn opaque_constant(&mut self, name: &str, value: f64) -> FloatValue<'ctx> {
         let global = self.module.get_global(name).unwrap_or_else(|| {
             let g = self.module.add_global(self.f64t, None, name);
-            g.set_initializer(&self.f64t.const_float(c));
+            g.set_initializer(&self.f64t.const_float(value));
             g.set_constant(false);
             g.set_linkage(Linkage::External);
             g
         });
-        ok(self.b.build_load(global.as_pointer_value(), "zero")).into_float_value()
+        ok(self.b.build_load(global.as_pointer_value(), name)).into_float_value()
     }
 
     fn bool_to_f64(&self, cond: IntValue<'ctx>) -> FloatValue<'ctx> {
@@ -876,11 +880,15 @@ impl<'ctx> Gen<'_, 'ctx> {
             Func::Floor => "llvm.floor.f64",
             Func::Ceil => "llvm.ceil.f64",
             Func::Sign => {
+                // (a > 0) - (a < 0), as 1.0/0.0 values: 1, -1, or +0.0 for zeros and NaN, as
+                // the interpreter.
                 let zero = self.fconst(0.0);
                 let pos = self.fcmp(FloatPredicate::OGT, a, zero);
                 let neg = self.fcmp(FloatPredicate::OLT, a, zero);
-                let low = self.select(neg, self.fconst(-1.0), zero);
-                return self.select(pos, self.fconst(1.0), low);
+                let f64_type = self.cx.f64_type();
+                let pos = ok(self.b.build_unsigned_int_to_float(pos, f64_type, ""));
+                let neg = ok(self.b.build_unsigned_int_to_float(neg, f64_type, ""));
+                return ok(self.b.build_float_sub(pos, neg, ""));
             }
             _ => {
                 let name = helper_of(&Expr::Call(f, Box::new(Expr::Const(0.0))))
@@ -888,7 +896,17 @@ impl<'ctx> Gen<'_, 'ctx> {
                 return self.call(name, &[a.into()]);
             }
         };
-        self.call(intrinsic, &[a.into()])
+        let value = self.call(intrinsic, &[a.into()]);
+        if f == Func::Sqrt {
+            // LLVM 14 assumes `sqrt` never returns a negative number, but `sqrt(-0.0)` is
+            // -0.0, and it then folds `1 / sqrt(-0.0) < 0` (-inf < 0) to false
+            // (`nested_else_store_under_a_true_condition_keeps_negative_zero`). Multiplying by
+            // a 1.0 it cannot see through is exact for every value, -0.0 and NaN included,
+            // and hides the sign from it.
+            let one = self.opaque_constant("snnc_one", 1.0);
+            return ok(self.b.build_float_mul(value, one, ""));
+        }
+        value
     }
 
     /// Calls a runtime helper or an intrinsic, declaring it at its first use. Helpers are
