@@ -71,7 +71,11 @@ struct Comparison {
 impl Comparison {
     fn run(model: &'static str) -> Comparison {
         let dir = nest_dir();
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nest-{model}"));
+        // Tests run in parallel and several run the same model: one directory per run.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("nest-{model}-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let output = Command::new(env!("CARGO_BIN_EXE_snnc"))
             .arg("run")
@@ -91,6 +95,7 @@ impl Comparison {
             .into_iter()
             .map(|t| t * 1e3)
             .collect();
+        let _ = std::fs::remove_dir_all(&out);
         let v_nest = read_npy_f64(&dir.join(format!("{model}_V_m.npy")));
         let spikes_nest = read_npy_f64(&dir.join(format!("{model}_spikes.npy")));
         assert!(
