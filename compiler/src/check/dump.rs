@@ -90,8 +90,20 @@ fn dump_model(model: &ModelInfo, out: &mut String) {
                     body.stmts.len()
                 );
             }
-            Member::Method { method, .. } => {
-                let _ = writeln!(out, "    method {}", method.name);
+            Member::Method { method, args, .. } => {
+                let args: Vec<String> = args
+                    .iter()
+                    .map(|a| match (&a.name, &a.value.kind) {
+                        (Some(n), ast::ExprKind::Number(v)) => format!("{} = {v:e}", n.name),
+                        (Some(n), _) => format!("{} = ?", n.name),
+                        (None, _) => "?".to_string(),
+                    })
+                    .collect();
+                if args.is_empty() {
+                    let _ = writeln!(out, "    method {}", method.name);
+                } else {
+                    let _ = writeln!(out, "    method {}({})", method.name, args.join(", "));
+                }
             }
             _ => {}
         }
