@@ -209,12 +209,9 @@ impl PopulationKernel for NativeKernel {
         // SAFETY: `n <= size <= spare capacity`, and the kernel initialised the first `n`
         // entries after `already` (contract of `NativeKernel::new`).
         unsafe { spikes.set_len(already + n as usize) };
-        if let Some(&bad) = spikes[already..].iter().find(|&&i| i as usize >= size) {
+        if let Err(e) = check_spikes(&population.name, size, step, &spikes[already..], 0..size) {
             spikes.truncate(already);
-            return Err(RuntimeError::invalid(
-                context(),
-                format!("the kernel emitted spike index {bad} at step {step}, outside 0..{size}"),
-            ));
+            return Err(e);
         }
         Ok(())
     }
@@ -682,6 +679,7 @@ fn step_loop(
         .iter()
         .map(|s| s.spikes.partition_point(|&(event, _)| event < first_step))
         .collect();
+    let (mut pre, mut post) = (Vec::new(), Vec::new());
     let mut serial = |phase: Phase, k: u64, stats: &mut RunStats| -> Result<(), RuntimeError> {
         match phase {
             Phase::Start => {
@@ -706,7 +704,13 @@ fn step_loop(
                     };
                     spikes.clear();
                     kernel.update(population, k, t, spikes)?;
-                    check_spikes(population, k, spikes, 0..population.size)?;
+                    check_spikes(
+                        &population.name,
+                        population.size,
+                        k,
+                        spikes,
+                        0..population.size,
+                    )?;
                 }
                 // SAFETY: phase 1: only thread 0 writes the source events.
                 let events = unsafe { shared.source_spikes[(k % 2) as usize].get_mut() };
@@ -774,16 +778,14 @@ fn step_loop(
                         .iter_mut()
                         .find(|h| h.projection == index)
                         .expect("checked when the run started");
+                    // The thread-chunked spike lists joined, in buffers kept between steps.
                     // SAFETY (both): phase 3, in which no spikes are written.
-                    let pre: Vec<u32> = unsafe { shared.spikes_of(projection.pre, k) }
-                        .flatten()
-                        .copied()
-                        .collect();
-                    let post: Vec<u32> =
-                        unsafe { shared.spikes_of(Node::Population(projection.post), k) }
-                            .flatten()
-                            .copied()
-                            .collect();
+                    pre.clear();
+                    pre.extend(unsafe { shared.spikes_of(projection.pre, k) }.flatten());
+                    post.clear();
+                    post.extend(
+                        unsafe { shared.spikes_of(Node::Population(projection.post), k) }.flatten(),
+                    );
                     let Projection {
                         connectivity,
                         ring,
@@ -989,35 +991,38 @@ fn run_kernels(shared: &StepShared<'_>, thread: usize, k: u64) -> Result<(), Run
         // SAFETY: `n <= range.len() <= spare capacity`, and the kernel initialised the first
         // `n` entries.
         unsafe { buffer.set_len(n as usize) };
-        if let Some(&bad) = buffer.iter().find(|&&i| !range.contains(&(i as usize))) {
+        if let Err(e) = check_spikes(&name(), shared.sizes[p], k, buffer, range) {
             buffer.clear();
-            return Err(RuntimeError::invalid(
-                format!("population '{}'", name()),
-                format!(
-                    "the kernel emitted spike index {bad} at step {k}, outside 0..{}",
-                    shared.sizes[p]
-                ),
-            ));
+            return Err(e);
         }
     }
     Ok(())
 }
 
-/// Rejects spike indices outside `range` (a kernel's contract).
+/// Rejects spike indices outside `range`, the elements the kernel was called on (its
+/// contract), in population `name` of `size` neurons.
 fn check_spikes(
-    population: &Population,
+    name: &str,
+    size: usize,
     k: u64,
     spikes: &[u32],
     range: Range<usize>,
 ) -> Result<(), RuntimeError> {
     match spikes.iter().find(|&&i| !range.contains(&(i as usize))) {
-        Some(&bad) => Err(RuntimeError::invalid(
-            format!("population '{}'", population.name),
-            format!(
-                "the kernel emitted spike index {bad} at step {k}, outside 0..{}",
-                population.size
-            ),
-        )),
+        Some(&bad) => {
+            let called = if range == (0..size) {
+                format!("outside 0..{size}")
+            } else {
+                format!(
+                    "outside the neurons {}..{} it was called on (population of {size})",
+                    range.start, range.end
+                )
+            };
+            Err(RuntimeError::invalid(
+                format!("population '{name}'"),
+                format!("the kernel emitted spike index {bad} at step {k}, {called}"),
+            ))
+        }
         None => Ok(()),
     }
 }
@@ -1854,5 +1859,34 @@ mod tests {
         let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
         assert!(manifest.contains("interrupted"), "{manifest}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Emits the first element past its range, which belongs to another thread.
+    unsafe extern "C" fn trespassing_kernel(ctx: *mut KernelContext) {
+        // SAFETY: a valid context with room for `end - start >= 1` spikes.
+        let ctx = unsafe { &mut *ctx };
+        if ctx.end > ctx.start {
+            unsafe { *ctx.spikes = ctx.end as u32 };
+            ctx.n_spikes = 1;
+        }
+    }
+
+    /// A spike index outside the neurons a thread was given is an error naming that range.
+    #[test]
+    fn a_spike_outside_the_threads_range_is_an_error() {
+        let mut net = Network::new(DT, 1).unwrap();
+        net.add_population(population("p", 64)).unwrap();
+        // SAFETY: `trespassing_kernel` touches no array and writes one spike.
+        let mut kernels: Vec<Box<dyn PopulationKernel>> = vec![Box::new(unsafe {
+            NativeKernel::new(trespassing_kernel, 0, 2)
+        })];
+        let e = Simulation::with_threads(2)
+            .run(&mut net, &mut kernels, 3, &mut no_progress())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spike index 32 at step 0, outside the neurons 0..32 it was called on"),
+            "{e}"
+        );
     }
 }
