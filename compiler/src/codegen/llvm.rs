@@ -115,48 +115,29 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     for kernel in kernels {
         super::cranelift::validate(kernel)?;
     }
-    if !kernels.iter().all(|k| handled(k)) {
+    if !handles_all(kernels) {
         // This generator compiles element-wise kernels without loops. A program with an
         // adaptive integrator's `while` loop or with plasticity handlers (scalar and gathered
         // variables) is compiled whole by Cranelift, so its kernels share one code module.
         drop(one_at_a_time);
         return super::jit_compile(kernels);
     }
-    let machine = HostMachine::new()?;
+    let machine = KernelMachine::host(CodeModel::JITDefault)?;
     let context = Box::new(Context::create());
     // SAFETY: the context is boxed, so it does not move, and it is dropped only after the
     // engine and module that borrow it (see `Jit`); nothing else keeps the borrow.
     let cx: &'static Context = unsafe { &*(context.as_ref() as *const Context) };
-    let module = cx.create_module("snnc_kernels");
-    module.set_triple(&machine.triple);
-    module.set_data_layout(&machine.machine.get_target_data().get_data_layout());
-    let mut setup = started.elapsed();
-
-    let mut per_kernel = Vec::with_capacity(kernels.len());
-    let mut symbols = Vec::with_capacity(kernels.len());
-    for (index, kernel) in kernels.iter().enumerate() {
-        let t0 = Instant::now();
-        let symbol = format!("snnc_kernel_{index}");
-        define_kernel(cx, &module, &machine, kernel, &symbol);
-        symbols.push(symbol);
-        per_kernel.push(t0.elapsed());
-    }
+    let symbols: Vec<String> = (0..kernels.len())
+        .map(|index| format!("snnc_kernel_{index}"))
+        .collect();
+    let setup_started = started.elapsed();
+    let OptimisedModule {
+        module,
+        per_kernel,
+        optimising,
+    } = optimised_module(cx, &machine, kernels, &symbols)?;
 
     let t0 = Instant::now();
-    module
-        .verify()
-        .map_err(|e| format!("llvm: invalid module: {}", e.to_string_lossy()))?;
-    let options = PassBuilderOptions::create();
-    options.set_loop_vectorization(true);
-    options.set_loop_slp_vectorization(true);
-    options.set_loop_interleaving(true);
-    options.set_loop_unrolling(true);
-    module
-        .run_passes("default<O3>", &machine.machine, options)
-        .map_err(|e| format!("llvm: optimisation failed: {}", e.to_string_lossy()))?;
-    if let Some(dir) = std::env::var_os("SNNC_LLVM_DUMP") {
-        dump(&module, &machine.machine, Path::new(&dir))?;
-    }
     let engine = module
         .create_jit_execution_engine(OptimizationLevel::Aggressive)
         .map_err(|e| format!("llvm: {}", e.to_string_lossy()))?;
@@ -181,7 +162,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     }
     // The engine owns the module now; the handle only marks it so.
     drop(module);
-    setup += t0.elapsed();
+    let setup = setup_started + optimising + t0.elapsed();
     drop(one_at_a_time);
 
     Ok(CompiledKernels {
@@ -198,40 +179,240 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     })
 }
 
-/// The host's target machine, CPU name and features: the optimiser's cost model and the code
-/// generator both see them (the latter through function attributes, as MCJIT's own target
-/// machine is generic).
-struct HostMachine {
+/// Compiles `kernels` ahead of time into a relocatable ELF object in memory, kernel `k`
+/// exported as `symbols[k]` with the signature `extern "C" fn(*mut KernelContext)`, the same
+/// code `jit_compile` runs. The object imports the runtime's math and random helpers by name
+/// (`snnc_exp`, `snnc_random`, ...), so it links against the runtime library.
+///
+/// Without `triple` the object is for this machine: its triple, CPU and features, as the JIT
+/// compiles (it may use instructions other CPUs of the family lack). With a triple (e.g.
+/// `aarch64-unknown-linux-gnu`, `riscv64gc-unknown-linux-gnu`, `x86_64-unknown-linux-gnu`) it
+/// is for that architecture's baseline CPU. The code is position-independent, so the object
+/// also goes into shared libraries. Kernels this generator does not handle ([`handles_all`])
+/// are refused: the caller compiles such a program with Cranelift.
+pub fn emit_object(
+    kernels: &[&Kernel],
+    symbols: &[String],
+    triple: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    assert_eq!(kernels.len(), symbols.len(), "one symbol per kernel");
+    let _one_at_a_time = COMPILING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for kernel in kernels {
+        super::cranelift::validate(kernel)?;
+    }
+    if let Some(kernel) = kernels.iter().find(|k| !handled(k)) {
+        return Err(format!(
+            "llvm: kernel `{}` has an adaptive integrator's loop or gathered variables, which \
+             the LLVM backend does not compile; use `--backend cranelift`",
+            kernel.name
+        ));
+    }
+    let machine = match triple {
+        None => KernelMachine::host(CodeModel::Default)?,
+        Some(triple) => KernelMachine::for_triple(triple)?,
+    };
+    let cx = Context::create();
+    let OptimisedModule { module, .. } = optimised_module(&cx, &machine, kernels, symbols)?;
+    let buffer = machine
+        .machine
+        .write_to_memory_buffer(&module, FileType::Object)
+        .map_err(|e| format!("llvm: code generation failed: {}", e.to_string_lossy()))?;
+    let mut object = buffer.as_slice().to_vec();
+    if machine.abi == Some("lp64d") {
+        mark_double_float_abi(&mut object)?;
+    }
+    Ok(object)
+}
+
+/// Marks a RISC-V ELF object as following the double-float ABI (lp64d). LLVM 14 generates the
+/// code for the ABI the `target-abi` module flag names (doubles travel in `fa0`...), but
+/// writes the ELF header's ABI flag from target-machine options that its C API cannot set, so
+/// the header would claim soft-float and linkers would refuse to mix the object with the
+/// system's lp64d code. The flag is bits 1-2 of `e_flags` (`EF_RISCV_FLOAT_ABI_DOUBLE` = 4).
+fn mark_double_float_abi(object: &mut [u8]) -> Result<(), String> {
+    const EM_RISCV: u16 = 243;
+    const E_MACHINE: usize = 18;
+    const E_FLAGS: usize = 48;
+    const FLOAT_ABI_MASK: u32 = 0x6;
+    const FLOAT_ABI_DOUBLE: u32 = 0x4;
+    let is_elf64_le = object.len() > E_FLAGS + 4
+        && object[..4] == *b"\x7fELF"
+        && object[4] == 2
+        && object[5] == 1;
+    let machine =
+        is_elf64_le.then(|| u16::from_le_bytes([object[E_MACHINE], object[E_MACHINE + 1]]));
+    if machine != Some(EM_RISCV) {
+        return Err("llvm: expected a 64-bit little-endian RISC-V ELF object".to_string());
+    }
+    let mut flags = [0; 4];
+    flags.copy_from_slice(&object[E_FLAGS..E_FLAGS + 4]);
+    let flags = (u32::from_le_bytes(flags) & !FLOAT_ABI_MASK) | FLOAT_ABI_DOUBLE;
+    object[E_FLAGS..E_FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
+    Ok(())
+}
+
+/// Whether this generator compiles every kernel of a program (see [`handled`]).
+pub fn handles_all(kernels: &[&Kernel]) -> bool {
+    kernels.iter().all(|k| handled(k))
+}
+
+/// A module holding every kernel, verified and optimised, and how long that took.
+struct OptimisedModule<'ctx> {
+    module: Module<'ctx>,
+    per_kernel: Vec<std::time::Duration>,
+    optimising: std::time::Duration,
+}
+
+/// Defines `kernels` as `symbols` in a new module for `machine`, verifies it and runs LLVM's
+/// `-O3` pipeline with loop and SLP vectorisation; dumps it when `SNNC_LLVM_DUMP` is set. The
+/// JIT and object emission share this, so both run the same optimised code.
+fn optimised_module<'ctx>(
+    cx: &'ctx Context,
+    machine: &KernelMachine,
+    kernels: &[&Kernel],
+    symbols: &[String],
+) -> Result<OptimisedModule<'ctx>, String> {
+    let module = cx.create_module("snnc_kernels");
+    module.set_triple(&machine.triple);
+    module.set_data_layout(&machine.machine.get_target_data().get_data_layout());
+    if let Some(abi) = machine.abi {
+        module.add_metadata_flag(
+            "target-abi",
+            inkwell::module::FlagBehavior::Error,
+            cx.metadata_string(abi),
+        );
+    }
+    let mut per_kernel = Vec::with_capacity(kernels.len());
+    for (kernel, symbol) in kernels.iter().zip(symbols) {
+        let t0 = Instant::now();
+        define_kernel(cx, &module, machine, kernel, symbol);
+        per_kernel.push(t0.elapsed());
+    }
+    let t0 = Instant::now();
+    module
+        .verify()
+        .map_err(|e| format!("llvm: invalid module: {}", e.to_string_lossy()))?;
+    let options = PassBuilderOptions::create();
+    options.set_loop_vectorization(true);
+    options.set_loop_slp_vectorization(true);
+    options.set_loop_interleaving(true);
+    options.set_loop_unrolling(true);
+    module
+        .run_passes("default<O3>", &machine.machine, options)
+        .map_err(|e| format!("llvm: optimisation failed: {}", e.to_string_lossy()))?;
+    if let Some(dir) = std::env::var_os("SNNC_LLVM_DUMP") {
+        dump(&module, &machine.machine, Path::new(&dir))?;
+    }
+    Ok(OptimisedModule {
+        module,
+        per_kernel,
+        optimising: t0.elapsed(),
+    })
+}
+
+/// The machine kernels are compiled for: the target machine (the optimiser's cost model and
+/// the code generator), its triple, and the CPU name and features every function is marked
+/// with.
+struct KernelMachine {
     machine: TargetMachine,
     triple: inkwell::targets::TargetTriple,
     cpu: String,
     features: String,
+    /// The calling convention's name where the triple alone does not fix it (RISC-V: which
+    /// floating-point registers carry arguments), given to LLVM as the `target-abi` module
+    /// flag.
+    abi: Option<&'static str>,
 }
 
-impl HostMachine {
-    fn new() -> Result<HostMachine, String> {
+impl KernelMachine {
+    /// This machine, with its CPU and every feature it has.
+    fn host(code_model: CodeModel) -> Result<KernelMachine, String> {
         Target::initialize_native(&InitializationConfig::default())
             .map_err(|e| format!("llvm: cannot initialise the host target: {e}"))?;
         let triple = TargetMachine::get_default_triple();
-        let target = Target::from_triple(&triple)
-            .map_err(|e| format!("llvm: unsupported host: {}", e.to_string_lossy()))?;
         let cpu = TargetMachine::get_host_cpu_name().to_string();
         let features = TargetMachine::get_host_cpu_features().to_string();
+        KernelMachine::new(triple, cpu, features, code_model, None)
+    }
+
+    /// The baseline CPU of `triple`'s architecture. Only 64-bit targets: the kernels read
+    /// the runtime's `KernelContext` at this machine's field offsets.
+    fn for_triple(triple: &str) -> Result<KernelMachine, String> {
+        let arch = triple.split('-').next().unwrap_or_default();
+        let config = InitializationConfig::default();
+        // The baseline each architecture's Linux distributions assume: x86-64 with SSE2,
+        // AArch64 with NEON (part of ARMv8-A), and RV64GC (integer multiply, atomics, single
+        // and double floating point, compressed instructions).
+        // RV64GC's Linux ABI, lp64d, passes doubles in floating-point registers; without it
+        // LLVM would build soft-float objects that do not link with the rest of the system.
+        let (cpu, features, abi) = match arch {
+            "x86_64" => {
+                Target::initialize_x86(&config);
+                ("x86-64", "", None)
+            }
+            "aarch64" => {
+                Target::initialize_aarch64(&config);
+                ("generic", "+neon", None)
+            }
+            "riscv64" | "riscv64gc" => {
+                Target::initialize_riscv(&config);
+                ("generic-rv64", "+m,+a,+f,+d,+c", Some("lp64d"))
+            }
+            _ => {
+                return Err(format!(
+                    "llvm: no code generator for target `{triple}`; the LLVM backend emits \
+                     x86_64, aarch64 and riscv64 (e.g. `aarch64-unknown-linux-gnu`, \
+                     `riscv64gc-unknown-linux-gnu`)"
+                ))
+            }
+        };
+        // LLVM names RISC-V's architecture `riscv64`; the extensions are features.
+        let llvm_triple = triple.replacen("riscv64gc-", "riscv64-", 1);
+        let triple = inkwell::targets::TargetTriple::create(&llvm_triple);
+        KernelMachine::new(
+            triple,
+            cpu.to_string(),
+            features.to_string(),
+            CodeModel::Default,
+            abi,
+        )
+    }
+
+    fn new(
+        triple: inkwell::targets::TargetTriple,
+        cpu: String,
+        features: String,
+        code_model: CodeModel,
+        abi: Option<&'static str>,
+    ) -> Result<KernelMachine, String> {
+        let target = Target::from_triple(&triple)
+            .map_err(|e| format!("llvm: unsupported target {triple}: {}", e.to_string_lossy()))?;
+        // Position-independent code serves the JIT, objects, static and shared libraries alike.
         let machine = target
             .create_target_machine(
                 &triple,
                 &cpu,
                 &features,
                 OptimizationLevel::Aggressive,
-                RelocMode::Default,
-                CodeModel::JITDefault,
+                RelocMode::PIC,
+                code_model,
             )
             .ok_or_else(|| format!("llvm: no target machine for {cpu} ({triple})"))?;
-        Ok(HostMachine {
+        let pointer_bytes = machine.get_target_data().get_pointer_byte_size(None);
+        if pointer_bytes != 8 {
+            return Err(format!(
+                "llvm: target {triple} has {pointer_bytes}-byte pointers; kernels need a 64-bit \
+                 target"
+            ));
+        }
+        Ok(KernelMachine {
             machine,
             triple,
             cpu,
             features,
+            abi,
         })
     }
 }
@@ -328,7 +509,7 @@ fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
 fn define_kernel<'ctx>(
     cx: &'ctx Context,
     module: &Module<'ctx>,
-    machine: &HostMachine,
+    machine: &KernelMachine,
     kernel: &Kernel,
     symbol: &str,
 ) {
@@ -745,7 +926,11 @@ impl<'ctx> Gen<'_, 'ctx> {
             let g = self.module.add_global(self.f64t, None, name);
             g.set_initializer(&self.f64t.const_float(value));
             g.set_constant(false);
-            g.set_linkage(Linkage::External);
+            // Weak, so LLVM cannot assume the value it sees is the one at run time, and every
+            // object of a program may define it (a deployed program can link several models'
+            // kernels); hidden, so a shared library does not export it.
+            g.set_linkage(Linkage::WeakAny);
+            g.set_visibility(inkwell::GlobalVisibility::Hidden);
             g
         });
         ok(self.b.build_load(global.as_pointer_value(), name)).into_float_value()
