@@ -1,22 +1,25 @@
-//! IR kernels to LLVM 14 functions through inkwell, optimised for the host and JIT-compiled
-//! (cargo feature `llvm`; `snnc run --backend llvm`).
+//! IR kernels to LLVM 14 functions through inkwell, optimised for the host and JIT-compiled,
+//! or written as object files (cargo feature `llvm`; `snnc run --backend llvm`).
 //!
 //! This module owns the LLVM backend: building an LLVM module with one function
 //! `extern "C" fn(*mut KernelContext)` per kernel, running LLVM's `-O3` pipeline on it (loop
-//! and SLP vectorisation on) for the host's CPU and features, and compiling it with MCJIT into
-//! [`CompiledKernels`], the same type the Cranelift backend returns, so the runtime sees no
-//! difference. It must not change what a kernel means: `ir::interp` is the reference, and
+//! and SLP vectorisation on) for the target's CPU and features, and either compiling it with
+//! MCJIT into [`CompiledKernels`], the same type the Cranelift backend returns, so the runtime
+//! sees no difference, or writing it as a relocatable object ([`emit_object`]) for the host or
+//! for another 64-bit architecture (x86-64, AArch64, RISC-V), to link against the runtime. It must not change what a kernel means: `ir::interp` is the reference, and
 //! every compiled kernel must agree with it bit for bit (NaN payloads aside), which
 //! `tests/differential.rs` and `tests/examples_differential.rs` check for this backend too.
 //! It knows nothing of how kernels were lowered, and nothing of the runtime beyond `abi.rs`.
 //!
 //! **Shape of a kernel.** The exported function reads the context and calls an inner,
-//! always-inlined function that takes every array the kernel touches as a separate `noalias`
-//! pointer (arrays never overlap; the interpreter's `&mut` slices guarantee it). After
+//! always-inlined function that takes the context's index arrays and every array the kernel
+//! touches as separate `noalias` pointers (arrays never overlap; the interpreter's `&mut`
+//! slices guarantee it). A variable is addressed as `ir::Access` says: at the element, at 0
+//! (scalar), or through an index array (gathered, as plasticity handlers do). After
 //! inlining, LLVM knows that no store to one array changes another, so the element loop needs
 //! no run-time overlap checks. The inner function has two loops:
 //!
-//! 1. the element loop, which for each element loads the arrays it touches, evaluates the body
+//! 1. the element loop, which for each element loads the values of the variables it touches, evaluates the body
 //!    with IR locals and array values in stack slots (which LLVM promotes to registers), stores
 //!    every array the body assigns (unconditionally: the value loaded is written back where no
 //!    assignment ran, which leaves the same bits), and writes a 0/1 spike flag for the element
@@ -29,7 +32,10 @@
 //! of every `if` are evaluated under lane masks and assignments become selects (exact, because
 //! every IR operation is pure), so the element loop is straight-line code that LLVM's loop
 //! vectoriser turns into AVX2/AVX-512 code when the body calls nothing. Otherwise `if`s branch,
-//! so helpers run only on the path taken, as in the interpreter.
+//! so helpers run only on the path taken, as in the interpreter; so do bodies with a bounded
+//! `while` loop (adaptive integrators' sub-steps), whose iteration count lives in a phi.
+//! Stores to scalar or gathered variables carry a dependence from one element to the next,
+//! which LLVM sees and keeps in order.
 //!
 //! **Exactness.** Every operation reproduces `ir::interp`, as `codegen::cranelift` does (see
 //! its module documentation for the reasoning): `+ - * /`, negation, `abs`, `sqrt`, `floor`,
@@ -46,7 +52,7 @@
 //! Setting `SNNC_LLVM_DUMP=<dir>` writes the optimised module (`kernels.ll`) and its host
 //! assembly (`kernels.s`) into `<dir>`, to check what the vectoriser did.
 
-use super::{touched_vars, Code, CompileTiming, Compiled, CompiledKernels};
+use super::{touched_vars, used_vars, Code, CompileTiming, Compiled, CompiledKernels};
 use crate::ir::interp::random_kind;
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -62,7 +68,7 @@ use inkwell::targets::{
 use inkwell::types::{BasicMetadataTypeEnum, FloatType, IntType};
 use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
-use snnc_runtime::abi::{KernelContext, KernelFn};
+use snnc_runtime::abi::{KernelContext, KernelFn, GATHERS};
 use std::mem::{offset_of, ManuallyDrop};
 use std::path::Path;
 use std::sync::Mutex;
@@ -114,13 +120,6 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     for kernel in kernels {
         super::cranelift::validate(kernel)?;
-    }
-    if !handles_all(kernels) {
-        // This generator compiles element-wise kernels without loops. A program with an
-        // adaptive integrator's `while` loop or with plasticity handlers (scalar and gathered
-        // variables) is compiled whole by Cranelift, so its kernels share one code module.
-        drop(one_at_a_time);
-        return super::jit_compile(kernels);
     }
     let machine = KernelMachine::host(CodeModel::JITDefault)?;
     let context = Box::new(Context::create());
@@ -188,8 +187,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
 /// compiles (it may use instructions other CPUs of the family lack). With a triple (e.g.
 /// `aarch64-unknown-linux-gnu`, `riscv64gc-unknown-linux-gnu`, `x86_64-unknown-linux-gnu`) it
 /// is for that architecture's baseline CPU. The code is position-independent, so the object
-/// also goes into shared libraries. Kernels this generator does not handle ([`handles_all`])
-/// are refused: the caller compiles such a program with Cranelift.
+/// also goes into shared libraries.
 pub fn emit_object(
     kernels: &[&Kernel],
     symbols: &[String],
@@ -201,13 +199,6 @@ pub fn emit_object(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     for kernel in kernels {
         super::cranelift::validate(kernel)?;
-    }
-    if let Some(kernel) = kernels.iter().find(|k| !handled(k)) {
-        return Err(format!(
-            "llvm: kernel `{}` has an adaptive integrator's loop or gathered variables, which \
-             the LLVM backend does not compile; use `--backend cranelift`",
-            kernel.name
-        ));
     }
     let machine = match triple {
         None => KernelMachine::host(CodeModel::Default)?,
@@ -251,11 +242,6 @@ fn mark_double_float_abi(object: &mut [u8]) -> Result<(), String> {
     let flags = (u32::from_le_bytes(flags) & !FLOAT_ABI_MASK) | FLOAT_ABI_DOUBLE;
     object[E_FLAGS..E_FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
     Ok(())
-}
-
-/// Whether this generator compiles every kernel of a program (see [`handled`]).
-pub fn handles_all(kernels: &[&Kernel]) -> bool {
-    kernels.iter().all(|k| handled(k))
 }
 
 /// A module holding every kernel, verified and optimised, and how long that took.
@@ -481,26 +467,17 @@ fn if_convertible(body: &[Stmt]) -> bool {
     check(body, false)
 }
 
-/// Whether this generator compiles `kernel`: every variable addressed per element, and no
-/// `while` loop.
-fn handled(kernel: &Kernel) -> bool {
-    fn no_loops(stmts: &[Stmt]) -> bool {
-        stmts.iter().all(|s| match s {
-            Stmt::While { .. } => false,
-            Stmt::If(_, a, b) => no_loops(a) && no_loops(b),
-            Stmt::Let(..) | Stmt::Store(..) | Stmt::Spike => true,
-        })
-    }
-    kernel.vars.iter().all(|v| v.access == Access::Element) && no_loops(&kernel.body)
-}
-
 /// Calls `f` on every statement, nested ones included.
 fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
     for s in stmts {
         f(s);
-        if let Stmt::If(_, a, b) = s {
-            walk(a, f);
-            walk(b, f);
+        match s {
+            Stmt::If(_, a, b) => {
+                walk(a, f);
+                walk(b, f);
+            }
+            Stmt::While { body, .. } => walk(body, f),
+            Stmt::Let(..) | Stmt::Store(..) | Stmt::Spike => {}
         }
     }
 }
@@ -514,7 +491,8 @@ fn define_kernel<'ctx>(
     symbol: &str,
 ) {
     let n_vars = kernel.vars.len();
-    let touched = touched_vars(kernel);
+    // Every array the kernel reads or writes, however addressed, is a parameter.
+    let touched = used_vars(kernel);
     let mut stored = vec![false; n_vars];
     let mut can_spike = false;
     walk(&kernel.body, &mut |s| match s {
@@ -542,7 +520,8 @@ fn define_kernel<'ctx>(
         f.add_attribute(AttributeLoc::Function, attr("nounwind"));
     };
 
-    // The inner function: (start, end, step, t, stream_key, spikes, arrays...) -> spike count.
+    // The inner function: (start, end, step, t, stream_key, spikes, gathers..., arrays...) ->
+    // spike count.
     let mut params: Vec<BasicMetadataTypeEnum> = vec![
         i64t.into(),
         i64t.into(),
@@ -551,6 +530,8 @@ fn define_kernel<'ctx>(
         i64t.into(),
         i32p.into(),
     ];
+    params.extend((0..GATHERS).map(|_| BasicMetadataTypeEnum::from(i32p)));
+    let first_array = params.len();
     params.extend(touched.iter().map(|_| BasicMetadataTypeEnum::from(f64p)));
     let inner = module.add_function(
         &format!("{symbol}_body"),
@@ -560,14 +541,18 @@ fn define_kernel<'ctx>(
     host(inner);
     inner.add_attribute(AttributeLoc::Function, attr("alwaysinline"));
     for p in 5..params.len() as u32 {
+        // Index arrays are only read; arrays never overlap one another or the index arrays.
         inner.add_attribute(AttributeLoc::Param(p), attr("noalias"));
         inner.add_attribute(AttributeLoc::Param(p), attr("nocapture"));
     }
     let param = |n: usize| inner.get_nth_param(n as u32).expect("declared parameter");
     let mut bases = vec![None; n_vars];
     for (k, &v) in touched.iter().enumerate() {
-        bases[v] = Some(param(6 + k).into_pointer_value());
+        bases[v] = Some(param(first_array + k).into_pointer_value());
     }
+    let gathers: Vec<PointerValue> = (0..GATHERS)
+        .map(|g| param(6 + g).into_pointer_value())
+        .collect();
 
     let b = cx.create_builder();
     let entry = cx.append_basic_block(inner, "entry");
@@ -602,11 +587,34 @@ fn define_kernel<'ctx>(
     ok(b.build_conditional_branch(more, body, exit));
 
     b.position_at_end(body);
+    // Where the current element's value of variable `v` lives, by its access (see
+    // `ir::Access`). Gathered indices are loaded once per element: the index arrays are never
+    // written by a kernel.
+    let gathered: Vec<Option<IntValue>> = (0..GATHERS)
+        .map(|g| {
+            let used = touched
+                .iter()
+                .any(|&v| kernel.vars[v].access == Access::Gather(g as u8));
+            used.then(|| {
+                // SAFETY (of the generated code): the runtime passes an index array holding at
+                // least `end` entries for every gather a kernel uses.
+                let at = unsafe { ok(b.build_in_bounds_gep(gathers[g], &[i], "")) };
+                let index = ok(b.build_load(at, &format!("gather{g}"))).into_int_value();
+                ok(b.build_int_z_extend(index, i64t, ""))
+            })
+        })
+        .collect();
     let address = |b: &Builder<'ctx>, v: usize| {
         let base = bases[v].expect("touched arrays are parameters");
-        // SAFETY (of the generated code): the runtime guarantees every touched array holds at
-        // least `end` elements, and `i < end`.
-        unsafe { ok(b.build_in_bounds_gep(base, &[i], "")) }
+        let index = match kernel.vars[v].access {
+            Access::Element => i,
+            Access::Scalar => i64t.const_zero(),
+            Access::Gather(g) => gathered[g as usize].expect("used gathers are loaded"),
+        };
+        // SAFETY (of the generated code): the runtime guarantees every element-addressed array
+        // holds at least `end` elements (and `i < end`), every scalar one at least one, and
+        // every gathered index is within its array.
+        unsafe { ok(b.build_in_bounds_gep(base, &[index], "")) }
     };
     for (v, slot) in slots.iter().enumerate() {
         if let Some(slot) = *slot {
@@ -742,6 +750,16 @@ fn define_kernel<'ctx>(
         load_u64(offset_of!(KernelContext, stream_key), "stream_key").into(),
         spikes.into(),
     ];
+    let gather_at = field(
+        offset_of!(KernelContext, gather),
+        i32p.ptr_type(AddressSpace::default()),
+        "gather_field",
+    );
+    for g in 0..GATHERS {
+        let at =
+            unsafe { ok(b.build_in_bounds_gep(gather_at, &[i64t.const_int(g as u64, false)], "")) };
+        args.push(ok(b.build_load(at, &format!("gather{g}"))).into());
+    }
     for &v in &touched {
         let at =
             unsafe { ok(b.build_in_bounds_gep(arrays, &[i64t.const_int(v as u64, false)], "")) };
@@ -856,7 +874,38 @@ impl<'ctx> Gen<'_, 'ctx> {
                 };
                 ok(self.b.build_store(slot, value));
             }
-            Stmt::While { .. } => unreachable!("kernels with loops go to Cranelift (`handled`)"),
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => {
+                // Bodies with loops are never if-converted (`if_convertible`), so this branches:
+                // header (count < max && cond) -> body -> header, or on to the exit.
+                assert!(self.mask.is_none(), "a loop is never if-converted");
+                let i32t = self.i32t;
+                let before = self.b.get_insert_block().expect("positioned in a block");
+                let header = self.cx.append_basic_block(self.function, "while");
+                let body_block = self.cx.append_basic_block(self.function, "while_body");
+                let exit = self.cx.append_basic_block(self.function, "while_done");
+                ok(self.b.build_unconditional_branch(header));
+                self.b.position_at_end(header);
+                let count = ok(self.b.build_phi(i32t, "iterations"));
+                let n = count.as_basic_value().into_int_value();
+                let max = i32t.const_int(u64::from(*max_iterations), false);
+                let below = ok(self.b.build_int_compare(IntPredicate::ULT, n, max, "below"));
+                // `cond` is pure, so evaluating it after the last allowed iteration changes
+                // nothing the interpreter (which skips it then) would see.
+                let go = self.cond(cond);
+                let go = ok(self.b.build_and(below, go, "again"));
+                ok(self.b.build_conditional_branch(go, body_block, exit));
+                self.b.position_at_end(body_block);
+                self.stmts(body);
+                let next = ok(self.b.build_int_add(n, i32t.const_int(1, false), "next"));
+                let latch = self.b.get_insert_block().expect("positioned in a block");
+                ok(self.b.build_unconditional_branch(header));
+                count.add_incoming(&[(&i32t.const_zero(), before), (&next, latch)]);
+                self.b.position_at_end(exit);
+            }
         }
     }
 
