@@ -1007,11 +1007,12 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                 let handler = match event.name.as_str() {
                     "pre" => Handler::OnPre,
                     "post" => Handler::OnPost,
+                    "step" => Handler::OnStep,
                     other => {
                         diagnostics.push(
                             Diagnostic::error(format!("unknown event `{other}`"))
-                                .primary(event.span, "expected `pre` or `post`")
-                                .help("a synapse handles presynaptic spikes with `on pre` and postsynaptic spikes with `on post`"),
+                                .primary(event.span, "expected `pre`, `post` or `step`")
+                                .help("a synapse handles presynaptic spikes with `on pre`, postsynaptic spikes with `on post`, and runs `on step` once every time step"),
                         );
                         continue;
                     }
@@ -1089,6 +1090,8 @@ enum Handler {
     Reset,
     OnPre,
     OnPost,
+    /// `on step`: every synapse, once per time step.
+    OnStep,
 }
 
 fn check_block(
@@ -1160,7 +1163,7 @@ fn check_trace_inputs(
         return;
     };
     // A write the handler may not make at all is reported by `check_write`.
-    if (*side == Placement::Pre) != (handler == Handler::OnPre) {
+    if (*side == Placement::Pre) != (handler == Handler::OnPre) || handler == Handler::OnStep {
         return;
     }
     let side_name = if *side == Placement::Pre {
@@ -1260,6 +1263,7 @@ fn check_write(
         Handler::Reset => "`reset`",
         Handler::OnPre => "`on pre`",
         Handler::OnPost => "`on post`",
+        Handler::OnStep => "`on step`",
     };
     let Some(info) = model.symbols.get(&target.name) else {
         if BUILTIN_CONSTANTS.contains(&target.name.as_str()) {
@@ -1279,6 +1283,7 @@ fn check_write(
         Handler::Reset => "a reset may write the neuron's `state` variables",
         Handler::OnPre => "`on pre` may write per-synapse `state`, `pre` state and the target port",
         Handler::OnPost => "`on post` may write per-synapse `state` and `post` state",
+        Handler::OnStep => "`on step` may write per-synapse `state` only",
     };
     let refuse = |reason: String, label: &str| {
         Diagnostic::error(reason)
@@ -1321,6 +1326,22 @@ fn check_write(
         Symbol::Target if handler != Handler::OnPre => diagnostics.push(refuse(
             format!("{handler_name} writes the target port `{}`", target.name),
             "only `on pre` delivers into the postsynaptic target",
+        )),
+        Symbol::Var {
+            kind: VarKind::State,
+            placement: placement @ (Placement::Pre | Placement::Post | Placement::Shared),
+            ..
+        } if handler == Handler::OnStep => diagnostics.push(refuse(
+            format!(
+                "`on step` writes `{}`, which lives {}",
+                target.name,
+                match placement {
+                    Placement::Pre => "on the presynaptic neuron",
+                    Placement::Post => "on the postsynaptic neuron",
+                    _ => "once for the whole projection",
+                }
+            ),
+            "`on step` runs for every synapse, so it may write only per-synapse state",
         )),
         Symbol::Var {
             kind: VarKind::State,
@@ -1464,7 +1485,25 @@ pub fn context_names(context: NetContext) -> &'static [&'static str] {
 
 fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<Diagnostic>) {
     let allowed = context_names(context);
-    walk_names(expr, &mut |name, span, is_call| {
+    // Reductions name populations and their variables; `reductions::resolve_in` checks them
+    // where they are allowed, and refuses them in values computed once.
+    match context {
+        NetContext::Constant => crate::reductions::resolve_in(
+            expr,
+            &BTreeMap::new(),
+            Err("a constant"),
+            diagnostics,
+        ),
+        NetContext::Neuron => crate::reductions::resolve_in(
+            expr,
+            &BTreeMap::new(),
+            Err("an initial value"),
+            diagnostics,
+        ),
+        NetContext::Synapse | NetContext::Input => {}
+    }
+    let stripped = crate::reductions::strip_calls(expr);
+    walk_names(&stripped, &mut |name, span, is_call| {
         if is_call {
             check_function(name, span, diagnostics);
             if context == NetContext::Constant && RANDOM_FUNCTIONS.contains(&name) {
@@ -1674,6 +1713,7 @@ fn resolve_network(
                         }
                         check_init_name(synapse, init, diagnostics);
                         check_net_expr(&init.value, NetContext::Synapse, diagnostics);
+                        crate::reductions::resolve_in(&init.value, &pops, Ok(()), diagnostics);
                     }
                     if let (Some((port, _)), false) = (&synapse.target, has_target) {
                         diagnostics.push(
@@ -1686,9 +1726,18 @@ fn resolve_network(
                 }
                 if let Some(connect) = &projection.connect {
                     check_connect(connect, diagnostics);
+                    if let ast::Connect::Where { condition, .. } = connect {
+                        crate::reductions::resolve_in(
+                            condition,
+                            &pops,
+                            Err("a `where` condition"),
+                            diagnostics,
+                        );
+                    }
                 }
                 if let Some(delay) = &projection.delay {
                     check_net_expr(delay, NetContext::Synapse, diagnostics);
+                    crate::reductions::resolve_in(delay, &pops, Err("a delay"), diagnostics);
                 }
                 if let Some((word, delay)) = &projection.dendritic_delay {
                     if word.name != "dendritic" {
@@ -1727,7 +1776,8 @@ fn resolve_network(
                 }
                 match &input.source {
                     ast::InputSource::Expr(expr) | ast::InputSource::Add(expr) => {
-                        check_net_expr(expr, NetContext::Input, diagnostics)
+                        check_net_expr(expr, NetContext::Input, diagnostics);
+                        crate::reductions::resolve_in(expr, &pops, Ok(()), diagnostics);
                     }
                     ast::InputSource::File { every, .. } => {
                         check_net_expr(every, NetContext::Constant, diagnostics)
