@@ -720,3 +720,168 @@ fn dendritic_delay_delays_the_delivery() {
         assert_eq!(g, expected, "after {run_ms} ms");
     }
 }
+
+// ------------------------------------------------------------ three-factor and homeostatic rules
+
+/// The pair model with a reward source `R` (spike table `reward.npy`) driving a `Modulator`
+/// population `DA` whose level the plastic synapse reads as `d = mean(DA, level)`.
+fn reward_model(synapse: &str, jump: f64, tau_d_ms: f64, seconds: f64) -> String {
+    format!(
+        r#"import stdlib.plasticity.reward
+import stdlib.neurons.modulator
+import stdlib.synapses.static
+{TRIGGER}
+network Reward {{
+    dt = 0.1 ms
+    Pre = spikes[1] from "pre.npy"
+    Drive = spikes[1] from "drive.npy"
+    R = spikes[1] from "reward.npy"
+    Post = Trigger[1]
+    DA = Modulator[1] {{ tau = {tau_d_ms} ms }}
+    Drive -> Post : Static {{ w = 1, target = v }} connect one_to_one
+    Pre -> Post : {synapse} connect one_to_one
+    R -> DA : Static {{ w = {jump}, target = level }}
+    run {seconds} s
+}}
+"#
+    )
+}
+
+/// Reward-modulated STDP (Izhikevich 2007): a pair at lag +10 ms sets the eligibility to
+/// `c0 = dA_pre·e^{-10/20}`, which then decays with `tau_c`; a reward event at step `m`
+/// makes the dopamine level `J·e^{-(k-m)·dt/tau_d}` after step `k >= m`, which the synapses
+/// read in step `k + 1`; `on step` of step `k` adds `eta·c((k+1)·dt)·d_k·dt`. The expected
+/// weight is that sum, written out; a run without reward leaves the weight unchanged (the
+/// STDP went into `c` only).
+#[test]
+fn reward_stdp_integrates_eligibility_times_dopamine() {
+    let (w0, dpre, tau, tau_c, eta, jump, tau_d) = (0.5, 0.01, 0.020, 1.0, 2.0, 0.5, 0.2);
+    for (reward_s, seconds) in [(Some(0.75), 2.0), (None, 2.0)] {
+        let dir = scratch(&format!("reward-{reward_s:?}"));
+        let (pre, drive, times) = pairings(&[10.0]);
+        spikes_file(&dir.join("pre.npy"), &pre);
+        spikes_file(&dir.join("drive.npy"), &drive);
+        spikes_file(
+            &dir.join("reward.npy"),
+            &reward_s.map(|t| vec![(t, 0)]).unwrap_or_default(),
+        );
+        let synapse = format!(
+            "RewardStdp {{ w = {w0}, w_max = 1, dA_pre = {dpre}, dA_post = -0.0105, tau_c = 1 s, eta = {eta} Hz, d = mean(DA, level), target = g }}"
+        );
+        std::fs::write(
+            dir.join("model.snn"),
+            reward_model(&synapse, jump, tau_d * 1e3, seconds),
+        )
+        .unwrap();
+        let w = run_both(&dir, 1, "w")[0];
+        let (t_pre, t_post) = times[0];
+        let c0 = dpre * (-(t_post - t_pre) / tau).exp();
+        let mut expected = w0;
+        if let Some(t_r) = reward_s {
+            let m = (t_r / DT).round() as i64;
+            let steps = (seconds / DT).round() as i64;
+            let q = (t_post / DT).round() as i64 - 1; // the step whose on post runs at t_post
+            for k in (m + 1).max(q)..steps {
+                let t = (k + 1) as f64 * DT;
+                let c = c0 * (-(t - t_post) / tau_c).exp();
+                let d = jump * (-((k - 1 - m) as f64) * DT / tau_d).exp();
+                expected += eta * c * d * DT;
+            }
+            // The continuous-time value, `∫ c·d dt`, differs from the per-step sum by O(dt/tau):
+            // a check that the sum is the rule, not an accident of the discretisation.
+            let tau_cd = 1.0 / (1.0 / tau_c + 1.0 / tau_d);
+            let continuous =
+                w0 + eta * c0 * (-(t_r - t_post) / tau_c).exp() * jump * tau_cd;
+            assert!(((expected - continuous) / (continuous - w0)).abs() < 2e-3);
+        }
+        // About 12 000 products of numbers of order 1e-3 summed in step order, with the
+        // dopamine decay computed by the compiled propagator (within an ulp of `exp`) instead
+        // of `exp`: rounding of order 1e-16 per term, 1e-12 of the change at most.
+        assert!(
+            (w - expected).abs() <= 1e-12 + 1e-9 * (expected - w0).abs(),
+            "reward at {reward_s:?}: w = {w}, expected {expected}"
+        );
+        if reward_s.is_some() {
+            assert!(w - w0 > 1e-4, "the reward must potentiate: {w}");
+        } else {
+            assert_eq!(w, w0);
+        }
+    }
+}
+
+/// Synaptic scaling: between postsynaptic spikes `w` grows as `e^{beta·r_target·t}`, each
+/// postsynaptic spike multiplies it by `e^{-beta}`; the stored weight after the last spike at
+/// `t_N` (of `N`) is `w0·e^{beta·(r_target·t_N - N)}`, whatever the presynaptic spikes.
+#[test]
+fn synaptic_scaling_is_exact_between_postsynaptic_spikes() {
+    let post: Vec<f64> = (0..12).map(|n| 0.1 + 0.07 * n as f64).collect();
+    let drive: Vec<(f64, u32)> = post.iter().map(|t| (t - 2.0 * DT, 0)).collect();
+    let pre: Vec<(f64, u32)> = (0..5).map(|n| (0.05 + 0.2 * n as f64, 0)).collect();
+    let dir = setup(
+        "scaling",
+        "import stdlib.plasticity.homeostatic",
+        "SynapticScaling { w = 0.5, r_target = 5 Hz, beta = 0.02, target = g }",
+        &pre,
+        &drive,
+        2,
+    );
+    let w = run_both(&dir, 1, "w")[0];
+    let t_n = *post.last().unwrap();
+    let expected = 0.5 * (0.02 * (5.0 * t_n - post.len() as f64)).exp();
+    // Twelve exact decays and multiplications of a number of order 1: a few ulps.
+    assert!((w - expected).abs() < 1e-14, "w = {w}, expected {expected}");
+    // Twelve spikes in 0.87 s is above 5 Hz: the weights were scaled down.
+    assert!(w < 0.5);
+}
+
+/// The rate-based rules: `dw/dt = ±eta·x_pre·x_post/tau²` with unit-increment traces, whose
+/// integral between events is exact; the expected change integrates the traces' product in
+/// closed form between every pair of consecutive events (either side), up to the last event.
+#[test]
+fn rate_hebbian_rules_integrate_the_product_of_rates() {
+    let pre_times = [0.10, 0.13, 0.16, 0.40, 0.41, 0.70];
+    let post_times = [0.12, 0.15, 0.30, 0.405, 0.9];
+    let (eta, tau) = (0.002, 0.1);
+    // Events in time order; the product x_pre·x_post decays at 2/tau between them.
+    let mut events: Vec<(f64, bool)> = pre_times
+        .iter()
+        .map(|&t| (t, true))
+        .chain(post_times.iter().map(|&t| (t, false)))
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut x_pre, mut x_post, mut last, mut integral) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for &(t, is_pre) in &events {
+        let gap = t - last;
+        integral += x_pre * x_post * tau / 2.0 * (1.0 - (-2.0 * gap / tau).exp());
+        x_pre *= (-gap / tau).exp();
+        x_post *= (-gap / tau).exp();
+        if is_pre {
+            x_pre += 1.0;
+        } else {
+            x_post += 1.0;
+        }
+        last = t;
+    }
+    let change = eta * integral / (tau * tau);
+    assert!(change > 1e-3, "the test pattern must produce a visible change");
+    let pre: Vec<(f64, u32)> = pre_times.iter().map(|&t| (t, 0)).collect();
+    let drive: Vec<(f64, u32)> = post_times.iter().map(|t| (t - 2.0 * DT, 0)).collect();
+    for (model, sign) in [("RateHebbian", 1.0), ("RateAntiHebbian", -1.0)] {
+        let dir = setup(
+            model,
+            "import stdlib.plasticity.rate",
+            &format!("{model} {{ w = 0.5, w_max = 1, eta = {eta} s, tau = 100 ms, target = g }}"),
+            &pre,
+            &drive,
+            1,
+        );
+        let w = run_both(&dir, 1, "w")[0];
+        let expected = 0.5 + sign * change;
+        // Event times are whole steps (exact to ~1e-16 s); eleven exponentials and sums of
+        // order 1: a few ulps of 0.5.
+        assert!(
+            (w - expected).abs() < 1e-13,
+            "{model}: w = {w}, expected {expected}"
+        );
+    }
+}
