@@ -885,3 +885,53 @@ fn rate_hebbian_rules_integrate_the_product_of_rates() {
         );
     }
 }
+
+/// What `snnc run` refuses about population-level values, each at its line: a static synapse
+/// (whose values are computed once) set from a reduction, a bound value that also differs
+/// between synapses, and a reduction of a parameter folded into the kernel (not stored).
+#[test]
+fn population_level_values_are_refused_where_they_cannot_be_read() {
+    let network = |projection: &str, input: &str| {
+        format!(
+            r#"import stdlib.neurons.lif
+import stdlib.neurons.modulator
+import stdlib.synapses.static
+import stdlib.plasticity.reward
+network Bad {{
+    E = iaf_psc_delta[10]
+    DA = Modulator[1]
+    {projection}
+    {input}
+    run 1 ms
+}}
+"#
+        )
+    };
+    for (name, source, expected) in [
+        (
+            "static",
+            network(
+                "E -> E : Static { w = 1 mV * mean(DA, level), target = V_m }",
+                "",
+            ),
+            "`Static` is a static synapse: its values are computed once, so `w` cannot follow a population-level value",
+        ),
+        (
+            "per-synapse",
+            network(
+                "E -> E : RewardStdp { w = 1 mV, w_max = 2 mV, dA_pre = 0.1 mV, dA_post = -0.1 mV, d = mean(DA, level) * i, target = V_m }",
+                "",
+            ),
+            "`RewardStdp.d` is set to a population-level value, which is one value for the whole projection",
+        ),
+        (
+            "folded",
+            network("", "input DA.baseline = mean(E, tau_m) / 1 ms"),
+            "cannot compute `mean(E, tau_m)`: `E.tau_m` is one constant for the whole population",
+        ),
+    ] {
+        let errors = lowering_errors(&format!("population-{name}"), &source);
+        assert!(errors.contains(expected), "{name}: {errors}");
+        assert!(errors.contains("model.snn:"), "{name}: no line: {errors}");
+    }
+}
