@@ -205,7 +205,10 @@ pub fn resolve_in(
                     "`{}` has no parameter or state `{}`",
                     call.population.name, variable.name
                 ))
-                .primary(variable.span, format!("not a variable of `{}`", model.name()));
+                .primary(
+                    variable.span,
+                    format!("not a variable of `{}`", model.name()),
+                );
                 if let Some(best) = crate::diagnostics::did_you_mean(
                     &variable.name,
                     model.vars.iter().map(|v| v.name.name.as_str()),

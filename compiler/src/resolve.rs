@@ -1488,12 +1488,9 @@ fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<D
     // Reductions name populations and their variables; `reductions::resolve_in` checks them
     // where they are allowed, and refuses them in values computed once.
     match context {
-        NetContext::Constant => crate::reductions::resolve_in(
-            expr,
-            &BTreeMap::new(),
-            Err("a constant"),
-            diagnostics,
-        ),
+        NetContext::Constant => {
+            crate::reductions::resolve_in(expr, &BTreeMap::new(), Err("a constant"), diagnostics)
+        }
         NetContext::Neuron => crate::reductions::resolve_in(
             expr,
             &BTreeMap::new(),

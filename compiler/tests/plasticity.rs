@@ -790,8 +790,7 @@ fn reward_stdp_integrates_eligibility_times_dopamine() {
             // The continuous-time value, `∫ c·d dt`, differs from the per-step sum by O(dt/tau):
             // a check that the sum is the rule, not an accident of the discretisation.
             let tau_cd = 1.0 / (1.0 / tau_c + 1.0 / tau_d);
-            let continuous =
-                w0 + eta * c0 * (-(t_r - t_post) / tau_c).exp() * jump * tau_cd;
+            let continuous = w0 + eta * c0 * (-(t_r - t_post) / tau_c).exp() * jump * tau_cd;
             assert!(((expected - continuous) / (continuous - w0)).abs() < 2e-3);
         }
         // About 12 000 products of numbers of order 1e-3 summed in step order, with the
@@ -863,7 +862,10 @@ fn rate_hebbian_rules_integrate_the_product_of_rates() {
         last = t;
     }
     let change = eta * integral / (tau * tau);
-    assert!(change > 1e-3, "the test pattern must produce a visible change");
+    assert!(
+        change > 1e-3,
+        "the test pattern must produce a visible change"
+    );
     let pre: Vec<(f64, u32)> = pre_times.iter().map(|&t| (t, 0)).collect();
     let drive: Vec<(f64, u32)> = post_times.iter().map(|t| (t - 2.0 * DT, 0)).collect();
     for (model, sign) in [("RateHebbian", 1.0), ("RateAntiHebbian", -1.0)] {

@@ -105,7 +105,10 @@ fn reductions_match_the_recorded_state_one_step_earlier() {
         // Spikes recorded at (row)·dt were emitted in the step before the probe's step.
         assert_eq!(count[row], spikes_at[row], "row {row}: count");
         let rate = spikes_at[row] / (n as f64 * dt);
-        assert!((r[row] - rate).abs() <= 1e-9 * rate.max(1.0), "row {row}: rate");
+        assert!(
+            (r[row] - rate).abs() <= 1e-9 * rate.max(1.0),
+            "row {row}: rate"
+        );
         // The activity integral: `da/dt = (drive - a)/tau` over the step with the rate seen in
         // that step held, integrated exactly: a ← drive + (a - drive)·e^{-dt/tau}.
         let drive = spikes_at[row] / (n as f64 * dt);
@@ -216,7 +219,7 @@ network Intrinsic {
     let (theta, _) = read(&out.join("N_theta.npy"));
     let (times, _) = read(&out.join("N_spikes_times.npy"));
     let (indices, _) = read(&out.join("N_spikes_indices.npy"));
-    for neuron in 0..2 {
+    for (neuron, &theta) in theta.iter().enumerate() {
         let spikes: Vec<f64> = times
             .iter()
             .zip(&indices)
@@ -228,9 +231,8 @@ network Intrinsic {
         // theta moves by a constant per step (1e5 steps, each rounding ~1e-16 of 0.05 V):
         // far below 1e-9 mV.
         assert!(
-            (theta[neuron] - expected).abs() < 1e-9,
-            "neuron {neuron}: theta {} mV, expected {expected} mV",
-            theta[neuron]
+            (theta - expected).abs() < 1e-9,
+            "neuron {neuron}: theta {theta} mV, expected {expected} mV"
         );
         // In the last 5 s the rate is within 5% of the target (the threshold has settled:
         // each spike moves it by 1 mV).
@@ -261,5 +263,8 @@ fn the_reward_example_learns_its_rewarded_synapse() {
     assert!(rewarded[2] > 2.5, "rewarded weight {} mV", rewarded[2]);
     assert!(control_mean < 1.2, "control mean {control_mean} mV");
     let above = control.iter().filter(|&&w| w >= rewarded[2]).count();
-    assert!(above <= 10, "{above} control weights reach the rewarded one");
+    assert!(
+        above <= 10,
+        "{above} control weights reach the rewarded one"
+    );
 }

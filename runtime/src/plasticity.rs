@@ -98,7 +98,9 @@ impl Pass {
     fn is_scalar(self, space: Space) -> bool {
         matches!(
             (self, space),
-            (Pass::PreSynapses, Space::Pre) | (Pass::PostSynapses, Space::Post) | (_, Space::Global)
+            (Pass::PreSynapses, Space::Pre)
+                | (Pass::PostSynapses, Space::Post)
+                | (_, Space::Global)
         )
     }
 }

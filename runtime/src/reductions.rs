@@ -75,7 +75,13 @@ impl Reductions {
     }
 
     /// Adds a reduction (or finds the same one) and returns its index.
-    pub fn add(&mut self, name: &str, kind: ReductionKind, node: Node, array: Option<usize>) -> usize {
+    pub fn add(
+        &mut self,
+        name: &str,
+        kind: ReductionKind,
+        node: Node,
+        array: Option<usize>,
+    ) -> usize {
         if let Some(i) = self
             .reductions
             .iter()
@@ -102,7 +108,9 @@ impl Reductions {
     ) -> Result<(), RuntimeError> {
         for r in &self.reductions {
             let ok = match (r.node, r.array) {
-                (Node::Population(p), Some(a)) => populations.get(p).is_some_and(|p| a < p.arrays.len()),
+                (Node::Population(p), Some(a)) => {
+                    populations.get(p).is_some_and(|p| a < p.arrays.len())
+                }
                 (Node::Population(p), None) => p < populations.len(),
                 (Node::Source(s), None) => s < n_sources,
                 (Node::Source(_), Some(_)) => false,
@@ -118,9 +126,9 @@ impl Reductions {
         for &(r, reader) in &self.readers {
             let ok = r < self.reductions.len()
                 && match reader {
-                    Reader::Population { population, array } => {
-                        populations.get(population).is_some_and(|p| array < p.arrays.len())
-                    }
+                    Reader::Population { population, array } => populations
+                        .get(population)
+                        .is_some_and(|p| array < p.arrays.len()),
                     Reader::Projection { projection, array } => projections
                         .get(projection)
                         .and_then(|p| p.plasticity.as_ref())
@@ -209,11 +217,29 @@ mod tests {
     fn sums_means_counts_and_rates() {
         let pops = vec![population(&[1.0, 2.0, 3.0, 6.0])];
         let mut r = Reductions::default();
-        let sum = r.add("sum(P, x)", ReductionKind::Sum, Node::Population(0), Some(0));
-        let mean = r.add("mean(P, x)", ReductionKind::Mean, Node::Population(0), Some(0));
+        let sum = r.add(
+            "sum(P, x)",
+            ReductionKind::Sum,
+            Node::Population(0),
+            Some(0),
+        );
+        let mean = r.add(
+            "mean(P, x)",
+            ReductionKind::Mean,
+            Node::Population(0),
+            Some(0),
+        );
         let count = r.add("count(P)", ReductionKind::Count, Node::Population(0), None);
         let rate = r.add("rate(P)", ReductionKind::Rate, Node::Population(0), None);
-        assert_eq!(r.add("sum(P, x)", ReductionKind::Sum, Node::Population(0), Some(0)), sum);
+        assert_eq!(
+            r.add(
+                "sum(P, x)",
+                ReductionKind::Sum,
+                Node::Population(0),
+                Some(0)
+            ),
+            sum
+        );
         r.validate(&pops, 0, &[]).expect("valid");
         r.compute(&pops, &|_| 2, &|_| 4, 0.001);
         assert_eq!(r.reductions[sum].value, 12.0);
@@ -227,13 +253,30 @@ mod tests {
     fn readers_receive_the_value_and_bad_readers_are_refused() {
         let mut pops = vec![population(&[1.0, 3.0]), population(&[0.0, 0.0, 0.0])];
         let mut r = Reductions::default();
-        let mean = r.add("mean(P, x)", ReductionKind::Mean, Node::Population(0), Some(0));
-        r.readers.push((mean, Reader::Population { population: 1, array: 0 }));
+        let mean = r.add(
+            "mean(P, x)",
+            ReductionKind::Mean,
+            Node::Population(0),
+            Some(0),
+        );
+        r.readers.push((
+            mean,
+            Reader::Population {
+                population: 1,
+                array: 0,
+            },
+        ));
         r.validate(&pops, 0, &[]).expect("valid");
         r.compute(&pops, &|_| 0, &|_| 2, 0.001);
         r.broadcast(&mut pops, &mut []).expect("broadcast");
         assert_eq!(pops[1].arrays[0], vec![2.0; 3]);
-        r.readers.push((mean, Reader::Population { population: 1, array: 5 }));
+        r.readers.push((
+            mean,
+            Reader::Population {
+                population: 1,
+                array: 5,
+            },
+        ));
         assert!(r.validate(&pops, 0, &[]).is_err());
     }
 }

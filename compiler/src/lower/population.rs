@@ -147,7 +147,13 @@ impl NetworkLowerer<'_> {
         for (projection, p) in program.projections.iter().enumerate() {
             if let Some(plastic) = &p.plasticity {
                 for (r, array) in &plastic.reductions {
-                    wanted.push((r.clone(), ReaderIr::Projection { projection, array: *array }));
+                    wanted.push((
+                        r.clone(),
+                        ReaderIr::Projection {
+                            projection,
+                            array: *array,
+                        },
+                    ));
                 }
             }
         }
@@ -169,11 +175,10 @@ impl NetworkLowerer<'_> {
                 continue;
             };
             let array = match (&reduction.variable, node) {
-                (Some(v), Node::Population(p)) => {
-                    match program.populations[p].update.var(v) {
-                        Some(id) => Some(id),
-                        None => {
-                            self.push(
+                (Some(v), Node::Population(p)) => match program.populations[p].update.var(v) {
+                    Some(id) => Some(id),
+                    None => {
+                        self.push(
                                 Diagnostic::error(format!(
                                     "cannot compute `{}`: `{}.{v}` is one constant for the whole population",
                                     reduction.key, reduction.population
@@ -182,10 +187,9 @@ impl NetworkLowerer<'_> {
                                 .note("a uniform parameter is folded into the kernel and not stored per neuron")
                                 .help("reduce a state variable, or write the constant itself"),
                             );
-                            continue;
-                        }
+                        continue;
                     }
-                }
+                },
                 (Some(_), Node::Source(_)) => continue,
                 (None, _) => None,
             };
