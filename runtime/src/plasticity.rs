@@ -800,11 +800,16 @@ mod tests {
         assert_eq!(events, 3);
         let log = log.borrow();
         let order: Vec<Pass> = log.iter().map(|c| c.0).collect();
-        assert_eq!(order, vec![Pass::PreSynapses, Pass::PreNeurons]);
+        assert_eq!(order, vec![Pass::PreSynapses, Pass::PreNeurons, Pass::Step]);
         // Row of source 1 (synapses 3..6), at the spike's time plus the delay: (0 + 1 + 2)·dt,
         // with the presynaptic array offset to source 1.
         assert_eq!((log[0].1, log[0].2, log[0].3), (3, 6, 1.5));
         assert_eq!(log[0].4, vec![0, 0, 1]);
+        // `on step`: every synapse, at the end of the step, nothing offset.
+        assert_eq!((log[2].1, log[2].2, log[2].3), (0, 6, 1.5));
+        assert_eq!(log[2].4, vec![0, 0, 0]);
+        // It gathers `pre` state through each synapse's source (CSR rows of sources 0 and 1).
+        assert_eq!(plastic.synapse_source, vec![0, 0, 0, 1, 1, 1]);
         // The port increments went into the ring's current slot and the scratch is clear.
         assert_eq!(ring.current(), &[1.0, 1.0, 1.0]);
         assert_eq!(plastic.array("port").unwrap().values, vec![0.0; 3]);
