@@ -193,6 +193,8 @@ pub fn resolve_in(
             continue;
         };
         match info.model {
+            // A population of an unknown model: reported where it is declared.
+            None if !info.is_source => {}
             None => diagnostics.push(
                 Diagnostic::error(format!(
                     "`{}` is a spike source: it has no variable `{}` to reduce",

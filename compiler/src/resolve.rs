@@ -1543,8 +1543,11 @@ fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<D
 #[derive(Clone, Debug)]
 pub struct PopulationInfo<'a> {
     pub name: &'a ast::Ident,
-    /// `None` for spike-source arrays.
+    /// `None` for spike-source arrays (and for populations of an unknown model, reported
+    /// where they are declared).
     pub model: Option<&'a ModelInfo>,
+    /// Whether it is a spike-source array.
+    pub is_source: bool,
 }
 
 /// The populations of a network, by name.
@@ -1560,12 +1563,18 @@ pub fn populations<'a>(
                 let model = resolved
                     .lookup_model(module, &model.name)
                     .filter(|m| m.ast.kind == ModelKind::Neuron);
-                map.entry(name.name.as_str())
-                    .or_insert(PopulationInfo { name, model });
+                map.entry(name.name.as_str()).or_insert(PopulationInfo {
+                    name,
+                    model,
+                    is_source: false,
+                });
             }
             NetItem::SpikeSource { name, .. } => {
-                map.entry(name.name.as_str())
-                    .or_insert(PopulationInfo { name, model: None });
+                map.entry(name.name.as_str()).or_insert(PopulationInfo {
+                    name,
+                    model: None,
+                    is_source: true,
+                });
             }
             _ => {}
         }
@@ -1763,8 +1772,9 @@ fn resolve_network(
                             "an input must drive a parameter or state of",
                         )),
                     }
-                } else if let Some(PopulationInfo { model: None, .. }) =
-                    pops.get(input.population.name.name.as_str())
+                } else if let Some(PopulationInfo {
+                    is_source: true, ..
+                }) = pops.get(input.population.name.name.as_str())
                 {
                     diagnostics.push(
                         Diagnostic::error("a spike source has no variables to drive")
