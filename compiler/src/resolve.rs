@@ -744,6 +744,15 @@ fn check_function(name: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) {
     if FUNCTIONS.contains(&name) {
         return;
     }
+    if crate::reductions::is_reduction(name) {
+        diagnostics.push(
+            Diagnostic::error(format!("`{name}` reduces a population, which a model cannot name"))
+                .primary(span, "a population-level value")
+                .note("models are reusable: the network decides which population a value comes from")
+                .help(format!("declare a parameter here and set it in the network, as in `{{ d = {name}(P, ...) }}` or `input P.x = {name}(...)`")),
+        );
+        return;
+    }
     let mut diagnostic = Diagnostic::error(format!("unknown function `{name}`"))
         .primary(span, "not a built-in function");
     if let Some(best) = did_you_mean(name, FUNCTIONS.iter().copied()) {
@@ -765,6 +774,11 @@ pub fn walk_names(expr: &ast::Expr, f: &mut dyn FnMut(&str, Span, bool)) {
         }
         ast::ExprKind::Call { function, args } => {
             f(&function.name, function.span, true);
+            // A reduction's arguments name a population and its variable, not values in
+            // scope (`reductions.rs` checks them).
+            if crate::reductions::is_reduction(&function.name) {
+                return;
+            }
             for arg in args {
                 walk_names(&arg.value, f);
             }
