@@ -937,3 +937,74 @@ network Bad {{
         assert!(errors.contains("model.snn:"), "{name}: no line: {errors}");
     }
 }
+
+/// `on step` over every synapse of a 2 × 2 projection, reading the traces of each synapse's
+/// own presynaptic and postsynaptic neuron (gathered through per-synapse indices): after `K`
+/// steps `w(i, j) = Σ_k dt·(x_pre_i((k+1)·dt) + 2·x_post_j((k+1)·dt))`, each trace
+/// `e^{-(t - t_spike)/tau}` from its spike's event time on. The step pass of step `k` runs
+/// after its event passes, at `(k + 1)·dt`: a postsynaptic spike of step `k` (event time
+/// `(k + 1)·dt`) is seen at full height, a spike-source event at `m·dt` (handled in step `m`)
+/// first at `(m + 1)·dt`, one step decayed.
+#[test]
+fn on_step_reads_each_synapses_own_traces_every_step() {
+    let dir = scratch("on-step");
+    // Presynaptic neuron 0 at 10 ms, neuron 1 at 25 ms; postsynaptic neuron 0 spikes at 30 ms.
+    spikes_file(&dir.join("pre.npy"), &[(0.010, 0), (0.025, 1)]);
+    spikes_file(&dir.join("drive.npy"), &[(0.030 - 2.0 * DT, 0)]);
+    let model = format!(
+        r#"import stdlib.synapses.static
+{TRIGGER}
+synapse StepReads {{
+    state w: s = 0 s
+    shared param tau: ms = 10 ms
+    pre state x_pre: 1 = 0
+    post state x_post: 1 = 0
+    dx_pre/dt = -x_pre / tau
+    dx_post/dt = -x_post / tau
+    target g
+    on pre {{ x_pre += 1 }}
+    on post {{ x_post += 1 }}
+    on step {{ w += (x_pre + 2 * x_post) * dt }}
+}}
+network Step {{
+    dt = 0.1 ms
+    Pre = spikes[2] from "pre.npy"
+    Drive = spikes[2] from "drive.npy"
+    Post = Trigger[2]
+    Drive -> Post : Static {{ w = 1, target = v }} connect one_to_one
+    Pre -> Post : StepReads {{ target = g }}
+    run 50 ms
+}}
+"#
+    );
+    std::fs::write(dir.join("model.snn"), model).unwrap();
+    let w = run_both(&dir, 1, "w");
+    let (tau, steps) = (0.010, 500i64);
+    // The sum of a trace from its event at `t_event` over the ends of steps 0..steps.
+    let trace_sum = |t_event: Option<f64>, same_step: bool| -> f64 {
+        let Some(t_event) = t_event else { return 0.0 };
+        (0..steps)
+            .map(|k| (k + 1) as f64 * DT)
+            .filter(|t| {
+                if same_step {
+                    *t >= t_event - 1e-12
+                } else {
+                    *t > t_event + 1e-12
+                }
+            })
+            .map(|t| (-(t - t_event) / tau).exp() * DT)
+            .sum()
+    };
+    let pre_events = [Some(0.010), Some(0.025)];
+    let post_events = [Some(0.030), None];
+    // all_to_all storage: row of source i, targets in order.
+    for (s, &value) in w.iter().enumerate() {
+        let (i, j) = (s / 2, s % 2);
+        let expected = trace_sum(pre_events[i], false) + 2.0 * trace_sum(post_events[j], true);
+        // About 400 terms of order 1e-4 summed in step order: rounding of order 1e-18.
+        assert!(
+            (value - expected).abs() < 1e-15,
+            "synapse ({i}, {j}): w = {value}, expected {expected}"
+        );
+    }
+}
