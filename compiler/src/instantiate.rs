@@ -286,6 +286,7 @@ pub fn instantiate(
         }
         network.add_projection(built).map_err(at)?;
     }
+    network.reductions = crate::lower::population::runtime_reductions(program);
     for input in &program.timed_inputs {
         let pop = &program.populations[input.population];
         let scale = pop.update.vars[input.var as usize].scale;

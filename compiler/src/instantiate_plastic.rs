@@ -45,6 +45,7 @@ pub fn attach(
             Space::Synapse => conn.n_synapses() as usize,
             Space::Pre => n_pre,
             Space::Post => n_post,
+            Space::Global => 1,
         };
         let values = match (file_weights, &array.init) {
             (Some(w), _) if plastic.weight == Some(a as u32) => w.to_vec(),
