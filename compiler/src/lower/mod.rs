@@ -10,3 +10,4 @@ pub mod adaptive;
 pub mod odes;
 pub mod plasticity;
 pub mod program;
+pub mod synapse_kernels;
