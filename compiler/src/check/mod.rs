@@ -1087,6 +1087,12 @@ fn check_projection(
                     let Some(dim) = declared_dim(model, &var.name) else {
                         continue;
                     };
+                    // A kernel synapse bound to something other than an input is reported by
+                    // `resolve` (one mistake, one message).
+                    let is_input = model.var(&var.name).is_some_and(|v| v.kind == VarKind::Input);
+                    if synapse.output.is_some() != is_input {
+                        continue;
+                    }
                     let port = synapse_port;
                     match port {
                         Some(port) if port.port == 0 && port != dim => diagnostics.push(
