@@ -1374,10 +1374,7 @@ fn check_write(
             kind: VarKind::Input,
             ..
         } => diagnostics.push(refuse(
-            format!(
-                "{handler_name} writes `{}`, which is an input",
-                target.name
-            ),
+            format!("{handler_name} writes `{}`, which is an input", target.name),
             "an input is the sum of the outputs of the kernel synapses bound to it",
         )),
         Symbol::Var {

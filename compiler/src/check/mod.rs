@@ -209,7 +209,10 @@ impl<'a> ModelChecker<'a> {
                             value,
                             diagnostics,
                             || format!("the output `{}` has the wrong unit", name.name),
-                            Some((name.span, format!("`{}` is declared {}", name.name, dim.in_words()))),
+                            Some((
+                                name.span,
+                                format!("`{}` is declared {}", name.name, dim.in_words()),
+                            )),
                         );
                     }
                 }
@@ -1089,7 +1092,9 @@ fn check_projection(
                     };
                     // A kernel synapse bound to something other than an input is reported by
                     // `resolve` (one mistake, one message).
-                    let is_input = model.var(&var.name).is_some_and(|v| v.kind == VarKind::Input);
+                    let is_input = model
+                        .var(&var.name)
+                        .is_some_and(|v| v.kind == VarKind::Input);
                     if synapse.output.is_some() != is_input {
                         continue;
                     }
@@ -1269,7 +1274,10 @@ fn check_post_reads(
                                 read.name.name,
                                 model.name()
                             ))
-                            .primary(target.span, format!("`{}.{}` is in {found}", target.name.name, read.name.name))
+                            .primary(
+                                target.span,
+                                format!("`{}.{}` is in {found}", target.name.name, read.name.name),
+                            )
                             .secondary(read.span, format!("read here in {dim}")),
                         );
                     }

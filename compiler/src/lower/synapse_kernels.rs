@@ -402,7 +402,10 @@ impl NetworkLowerer<'_> {
                     "the kernel synapse `{}` has no `on pre` that increments a `post state`",
                     synapse.name()
                 ))
-                .primary(synapse.ast.name.span, "presynaptic spikes would have no effect")
+                .primary(
+                    synapse.ast.name.span,
+                    "presynaptic spikes would have no effect",
+                )
                 .secondary(used_here, "used here")
                 .help("add, for example, `on pre { g += w }`"),
             );
