@@ -307,6 +307,22 @@ fn kernel_synapses_that_cannot_run_are_refused_with_spans() {
     );
 
     let stderr = refused(
+        "let",
+        "synapse Bad {
+    param w: pA = 0 pA
+    post state I: pA = 0 pA
+    let J = 2 * I
+    dI/dt = -I / 2 ms
+    target out: pA = J
+    on pre { I += w }
+}",
+    );
+    assert!(
+        stderr.contains("which kernel synapses do not support yet"),
+        "{stderr}"
+    );
+
+    let stderr = refused(
         "no-increment",
         "synapse Bad {
     param w: pA = 0 pA

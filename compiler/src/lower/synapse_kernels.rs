@@ -326,6 +326,19 @@ impl NetworkLowerer<'_> {
                 );
             }
         }
+        // Lowering substitutes the synapse's own names only; a `let` would read as NaN.
+        for (name, _) in &synapse.lets {
+            self.push(
+                Diagnostic::error(format!(
+                    "the kernel synapse `{}` has the `let` `{}`, which kernel synapses do not support yet",
+                    synapse.name(),
+                    name.name
+                ))
+                .primary(name.span, "not supported in a kernel synapse yet")
+                .secondary(used_here, "used here")
+                .help("write the expression where it is used"),
+            );
+        }
         let mut incremented: Option<&ast::Ident> = None;
         for member in &synapse.ast.members {
             let Member::On { event, body, span } = member else {
