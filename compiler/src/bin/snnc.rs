@@ -8,7 +8,8 @@ use snnc::diagnostics::{render_json, render_text, Diagnostic};
 use snnc::driver::{self, Checked};
 use snnc::instantiate::{self, Output};
 use snnc::lower::program::{Overrides, Program};
-use snnc_runtime::{OutputFormat, PopulationKernel, RunStatus, Simulation};
+use snnc_runtime::spec::{self, KernelTable};
+use snnc_runtime::{report, OutputFormat, RunStatus, Simulation};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -231,10 +232,21 @@ fn run(
     let report =
         |diagnostics: &[Diagnostic]| eprint!("{}", render_text(&checked.sources, diagnostics));
 
+    let build_started = Instant::now();
+    let data = match driver::read_data_files(file, &program) {
+        Ok(data) => data,
+        Err(diagnostics) => {
+            report(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
+    let described = instantiate::describe(&program, &data);
+    let read_time = build_started.elapsed();
+
     // Native code first: a failure here is a compiler bug, and must stop before any output.
     let jit_started = Instant::now();
     let compiled = match jit {
-        Some(jit_compile) => match jit_compile(&program.jit_kernels()) {
+        Some(jit_compile) => match jit_compile(&described.kernels) {
             Ok(compiled) => Some(compiled),
             Err(message) => {
                 eprintln!("error: code generation failed: {message}");
@@ -245,13 +257,11 @@ fn run(
     };
     let jit_time = jit_started.elapsed();
 
+    // The construction a deployed model runs too (`snnc_runtime::spec`), with these kernels.
     let build_started = Instant::now();
-    let data = match driver::read_data_files(file, &program) {
-        Ok(data) => data,
-        Err(diagnostics) => {
-            report(&diagnostics);
-            return ExitCode::from(1);
-        }
+    let table: Box<dyn KernelTable + '_> = match &compiled {
+        Some(compiled) => Box::new(instantiate::native_table(compiled)),
+        None => Box::new(instantiate::InterpretedTable::new(&described.kernels)),
     };
     let steps = instantiate::steps_for(duration, program.dt);
     let output = Output {
@@ -261,52 +271,34 @@ fn run(
             DataFormat::Csv => OutputFormat::Csv,
         },
     };
-    let (mut network, warnings) =
-        match instantiate::instantiate(&program, &data, steps, Some(&output)) {
-            Ok(built) => built,
-            Err(diagnostics) => {
-                report(&diagnostics);
-                return ExitCode::from(1);
-            }
-        };
+    let (mut network, warnings) = match instantiate::build_with(
+        &described,
+        table.as_ref(),
+        program.seed,
+        steps,
+        Some(&output),
+    ) {
+        Ok(built) => built,
+        Err(diagnostics) => {
+            report(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
     if !quiet {
         report(&warnings);
     }
-    let mut kernels: Vec<Box<dyn PopulationKernel + '_>> = match &compiled {
-        Some(compiled) => instantiate::compiled_kernels(&program, compiled),
-        None => instantiate::interpreted_kernels(&program),
-    };
-    let mut handlers = match &compiled {
-        Some(compiled) => instantiate::compiled_handlers(&program, compiled),
-        None => instantiate::interpreted_handlers(&program),
-    };
-    let build_time = build_started.elapsed();
+    let mut kernels = spec::population_kernels(&described.spec, table.as_ref(), program.seed);
+    let mut handlers = spec::projection_handlers(&described.spec, table.as_ref(), program.seed);
+    let build_time = read_time + build_started.elapsed();
 
     let show_progress = !quiet && duration > 1.0 && std::io::stderr().is_terminal();
     let run_started = Instant::now();
     let mut progress = |done: u64, total: u64| {
-        if !show_progress || total == 0 {
-            return;
-        }
-        let fraction = done as f64 / total as f64;
-        let simulated = done as f64 * program.dt;
-        let rtf = if simulated > 0.0 {
-            run_started.elapsed().as_secs_f64() / simulated
-        } else {
-            0.0
-        };
-        let filled = (fraction * 30.0) as usize;
-        eprint!(
-            "\r[{}{}] {:>3.0}%  t = {:.2} s / {:.2} s  real-time factor {:.3}  ",
-            "=".repeat(filled),
-            " ".repeat(30 - filled),
-            fraction * 100.0,
-            simulated,
-            duration,
-            rtf
-        );
-        if done == total {
-            eprintln!();
+        if show_progress {
+            eprint!(
+                "{}",
+                report::progress_line(done, total, program.dt, run_started.elapsed())
+            );
         }
     };
     let threads = threads.unwrap_or_else(|| {
@@ -339,57 +331,14 @@ fn run(
         return ExitCode::SUCCESS;
     }
 
+    let timings = report::Timings {
+        compile: Some((front_end, jit_time)),
+        build: build_time,
+        run: run_time,
+    };
+    let text = report::summary(&program.network, &network, &stats, steps, &timings, out);
     // A closed pipe (`snnc run ... | head`) must not turn a finished run into a panic.
-    let stdout = std::io::stdout();
-    let mut summary = stdout.lock();
-    let n_neurons: usize = network.populations.iter().map(|p| p.size).sum();
-    let n_synapses: u64 = network
-        .projections
-        .iter()
-        .map(|p| p.connectivity.n_synapses())
-        .sum();
-    let simulated = steps as f64 * program.dt;
-    let _ = writeln!(
-        summary,
-        "network {}: {n_neurons} neurons, {n_synapses} synapses, {} s simulated in {steps} steps",
-        program.network,
-        snnc::units::format_number(simulated)
-    );
-    let _ = writeln!(
-        summary,
-        "  {:<12} {:>10} {:>10} {:>12}",
-        "population", "neurons", "spikes", "mean rate"
-    );
-    for (i, population) in network.populations.iter().enumerate() {
-        let spikes = stats.population_spikes.get(i).copied().unwrap_or(0);
-        let rate = if population.size > 0 && simulated > 0.0 {
-            spikes as f64 / population.size as f64 / simulated
-        } else {
-            0.0
-        };
-        let _ = writeln!(
-            summary,
-            "  {:<12} {:>10} {:>10} {:>9.2} Hz",
-            population.name, population.size, spikes, rate
-        );
-    }
-    let _ = writeln!(summary,
-        "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s on {} thread{}, real-time factor {:.3}",
-        (front_end + jit_time).as_secs_f64() * 1e3,
-        front_end.as_secs_f64() * 1e3,
-        jit_time.as_secs_f64() * 1e3,
-        build_time.as_secs_f64() * 1e3,
-        run_time.as_secs_f64(),
-        stats.threads,
-        if stats.threads == 1 { "" } else { "s" },
-        run_time.as_secs_f64() / simulated.max(f64::MIN_POSITIVE)
-    );
-    let _ = writeln!(
-        summary,
-        "  {} synaptic events; outputs in {}/ (manifest.json)",
-        stats.synaptic_events,
-        out.display()
-    );
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     ExitCode::SUCCESS
 }
 
