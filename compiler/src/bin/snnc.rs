@@ -4,6 +4,7 @@
 //! into an exit status: 0 when all is well, 1 when the input has errors, 2 for usage errors.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use snnc::aot;
 use snnc::diagnostics::{render_json, render_text, Diagnostic};
 use snnc::driver::{self, Checked};
 use snnc::instantiate::{self, Output};
@@ -64,6 +65,31 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Compile a network ahead of time: an executable, a library or an object file that runs
+    /// without the compiler.
+    Build {
+        /// The .snn file holding the network.
+        file: PathBuf,
+        #[command(flatten)]
+        setup: Setup,
+        /// Where to write: the executable, the object file, or (lib) the path whose directory
+        /// receives libNAME.a, libNAME.so and NAME.h.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t = EmitKind::Exe)]
+        emit: EmitKind,
+        /// The target triple (default: the host), e.g. aarch64-unknown-linux-gnu; other
+        /// targets give object files only.
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        /// The code generator.
+        #[arg(long, value_enum, default_value_t = AotBackendArg::Cranelift)]
+        backend: AotBackendArg,
+        /// Print only errors.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print the intermediate representation: kernels, and the integrator each ODE got.
     Ir {
         /// The .snn file holding the network.
@@ -104,6 +130,19 @@ enum Backend {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum EmitKind {
+    Exe,
+    Lib,
+    Obj,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum AotBackendArg {
+    Cranelift,
+    Llvm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Format {
     Text,
     Json,
@@ -135,6 +174,93 @@ fn main() -> ExitCode {
             quiet,
         ),
         Command::Ir { file, setup } => ir(&file, &setup),
+        Command::Build {
+            file,
+            setup,
+            output,
+            emit,
+            target,
+            backend,
+            quiet,
+        } => build(
+            &file,
+            &setup,
+            &output,
+            emit,
+            target.as_deref(),
+            backend,
+            quiet,
+        ),
+    }
+}
+
+/// `snnc build`: the model object, linked as asked.
+fn build(
+    file: &Path,
+    setup: &Setup,
+    out: &Path,
+    emit: EmitKind,
+    target: Option<&str>,
+    backend: AotBackendArg,
+    quiet: bool,
+) -> ExitCode {
+    let started = Instant::now();
+    let backend = match backend {
+        AotBackendArg::Cranelift => aot::AotBackend::Cranelift,
+        AotBackendArg::Llvm if cfg!(feature = "llvm") => aot::AotBackend::Llvm,
+        AotBackendArg::Llvm => {
+            eprintln!("error: {}", aot::llvm_unavailable());
+            return ExitCode::from(2);
+        }
+    };
+    let host = snnc::codegen::object::target_isa(None)
+        .map(|isa| isa.triple().to_string())
+        .unwrap_or_default();
+    let cross = target.is_some_and(|t| t != host);
+    if let Err(message) = snnc::codegen::object::target_isa(target) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let Some((checked, program)) = compile(file, setup, quiet) else {
+        return ExitCode::from(1);
+    };
+    let data = match driver::read_data_files(file, &program) {
+        Ok(data) => data,
+        Err(diagnostics) => {
+            eprint!("{}", render_text(&checked.sources, &diagnostics));
+            return ExitCode::from(1);
+        }
+    };
+    let described = instantiate::describe(&program, &data);
+    let objects = match aot::model_objects(&described, backend, target) {
+        Ok(objects) => objects,
+        Err(message) => {
+            eprintln!("error: code generation failed: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let emit = match emit {
+        EmitKind::Exe => aot::Emit::Exe,
+        EmitKind::Lib => aot::Emit::Lib,
+        EmitKind::Obj => aot::Emit::Obj,
+    };
+    match aot::write_outputs(&objects, &described.spec, emit, cross, out) {
+        Ok(written) => {
+            if !quiet {
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                println!(
+                    "built network {} in {:.1} ms: {}",
+                    program.network,
+                    started.elapsed().as_secs_f64() * 1e3,
+                    names.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
     }
 }
 

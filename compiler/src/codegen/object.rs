@@ -167,7 +167,9 @@ fn define_model_data(
     // A table of addresses needs relocations; in writable data they never need text
     // relocations, whatever the output (executable, PIE or shared library).
     let mut desc = DataDescription::new();
-    desc.define_zeroinit((pointer * kernels.len()).max(pointer));
+    // Defined as bytes, not zero-initialised: a zero-initialised symbol goes to `.bss`, where
+    // the relocations that fill in the addresses would be dropped.
+    desc.define(vec![0u8; (pointer * kernels.len()).max(pointer)].into_boxed_slice());
     desc.set_align(pointer as u64);
     for (i, &id) in kernels.iter().enumerate() {
         let function = module.declare_func_in_data(id, &mut desc);
