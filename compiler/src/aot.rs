@@ -19,7 +19,7 @@ use std::process::Command;
 pub enum Emit {
     /// An executable with `snnc run`'s flags.
     Exe,
-    /// `libNAME.a`, `libNAME.so` and `NAME.h`.
+    /// `libNAME.a` (with `libsnnc_deploy.a` beside it), `libNAME.so` and `NAME.h`.
     Lib,
     /// The model object, with the runtime's static library copied next to it.
     Obj,
@@ -247,17 +247,22 @@ fn link_libraries(
     let static_lib = dir.join(format!("lib{name}.a"));
     let shared_lib = dir.join(format!("lib{name}.so"));
     let header = dir.join(format!("{name}.h"));
-    // The static library: the runtime's members plus the model's objects.
-    std::fs::copy(runtime, &static_lib).map_err(|e| {
+    // The static library holds the model's objects only; the runtime's static library is
+    // copied next to it, and programs link both (`libNAME.a libsnnc_deploy.a`). Merging the
+    // two would need the archiver to re-index the runtime's members, and GNU ar with the LLVM
+    // plugin of another LLVM version cannot read Rust's (it drops their symbols).
+    let _ = std::fs::remove_file(&static_lib);
+    let mut ar = Command::new("ar");
+    ar.arg("rcs").arg(&static_lib).args(objects);
+    run_tool(ar, "archiving the static library")?;
+    let runtime_copy = dir.join(RUNTIME_LIB);
+    std::fs::copy(runtime, &runtime_copy).map_err(|e| {
         format!(
             "cannot copy {} to {}: {e}",
             runtime.display(),
-            static_lib.display()
+            runtime_copy.display()
         )
     })?;
-    let mut ar = Command::new("ar");
-    ar.arg("rs").arg(&static_lib).args(objects);
-    run_tool(ar, "archiving the static library")?;
     // The shared library: the model's objects and, from the runtime, what the C API needs.
     let mut cc = Command::new("cc");
     cc.arg("-shared").arg("-o").arg(&shared_lib).args(objects);
@@ -268,7 +273,7 @@ fn link_libraries(
     run_tool(cc, "linking the shared library")?;
     std::fs::write(&header, header_text(spec, name))
         .map_err(|e| format!("cannot write {}: {e}", header.display()))?;
-    Ok(vec![static_lib, shared_lib, header])
+    Ok(vec![static_lib, runtime_copy, shared_lib, header])
 }
 
 /// The C header of a library: the API, and every name of the model with its unit.
