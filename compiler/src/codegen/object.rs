@@ -49,9 +49,11 @@ pub fn target_isa(triple: Option<&str>) -> Result<OwnedTargetIsa, String> {
             .set(name, value)
             .map_err(|e| format!("cranelift flag {name}={value}: {e}"))?;
     }
-    let mut isa = cranelift_codegen::isa::lookup_by_name(triple).map_err(|e| {
-        format!("cannot generate code for the target `{triple}`: {e} (Cranelift supports x86_64, aarch64, riscv64gc and s390x)")
-    })?;
+    let unsupported = |e: &dyn std::fmt::Display| {
+        format!("cannot generate code for the target `{triple}`: {e} (snnc supports x86_64, aarch64 and riscv64gc)")
+    };
+    let parsed: target_lexicon::Triple = triple.parse().map_err(|e| unsupported(&e))?;
+    let mut isa = cranelift_codegen::isa::lookup(parsed).map_err(|e| unsupported(&e))?;
     // The G extensions every riscv64gc Linux provides; Cranelift does not assume them.
     if triple.starts_with("riscv64") {
         for feature in [
