@@ -1198,7 +1198,7 @@ mod tests {
         // serde_json's `float_roundtrip` feature: parsing must give back exactly the f64
         // written, or a deployed model's constants would differ from `snnc run`'s.
         for v in [
-            0.1,
+            0.1f64,
             1.0 / 3.0,
             9.950124791926822e-1,
             2.2250738585072014e-308,
