@@ -49,8 +49,9 @@ def main():
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{args.duration} simulated on {args.threads} thread(s), best of {args.repeat}\n")
     print("| example | build exe (s) | build lib (s) | build obj (s) | exe size (KiB) | "
-          "lib .so (KiB) | lib .a model (KiB) | run: snnc run (s) | run: exe (s) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "exe stripped (KiB) | lib .so (KiB) | .so stripped (KiB) | lib .a model (KiB) | "
+          "run: snnc run (s) | run: exe (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.examples:
@@ -67,8 +68,12 @@ def main():
             _, jit = best_of(args.repeat, [snnc, "run", model, *flags, "--out", tmp / "jit"])
             _, aot = best_of(args.repeat, [exe, *flags, "--out", tmp / "aot"])
             kib = lambda p: p.stat().st_size / 1024
+            shared = tmp / "lib" / f"lib{name}.so"
+            subprocess.run(["strip", "-o", tmp / "exe.stripped", exe], check=True)
+            subprocess.run(["strip", "-o", tmp / "so.stripped", shared], check=True)
             print(f"| {name} | {t_exe:.2f} | {t_lib:.2f} | {t_obj:.3f} | {kib(exe):.0f} | "
-                  f"{kib(tmp / 'lib' / f'lib{name}.so'):.0f} | "
+                  f"{kib(tmp / 'exe.stripped'):.0f} | {kib(shared):.0f} | "
+                  f"{kib(tmp / 'so.stripped'):.0f} | "
                   f"{kib(tmp / 'lib' / f'lib{name}.a'):.0f} | {run_seconds(jit.stdout):.3f} | "
                   f"{run_seconds(aot.stdout):.3f} |")
 
