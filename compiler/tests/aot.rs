@@ -419,6 +419,21 @@ fn the_c_example_gives_snnc_runs_spikes_and_refuses_another_models_state() {
         &example.join("main.c"),
         "controller",
     );
+    // The header names every variable with its unit and role, and the input port.
+    let header = std::fs::read_to_string(dir.join("controller-lib/controller.h")).unwrap();
+    for line in [
+        "population \"N\" (10 neurons, model iaf_psc_delta):",
+        "\"V_m\" [mV]  state variable",
+        "\"tau_m\" [ms]  build-time constant = 10 ms",
+        "\"I_e\" [pA]  build-time constant = 0 pA",
+        "input port: spike source \"In\" (20 elements): snnc_inject_spikes",
+        "int snnc_inject_spikes(SnncModel *model, const char *source,",
+    ] {
+        assert!(
+            header.contains(line),
+            "no `{line}` in the header:\n{header}"
+        );
+    }
     let live = Command::new(&exe).arg("5").output().unwrap();
     check(&live, "the C example");
     let live: Vec<(u64, u32)> = String::from_utf8_lossy(&live.stdout)
