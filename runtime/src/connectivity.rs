@@ -16,8 +16,10 @@
 //! none (`autapses == false`).
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::OnceLock;
 
+use crate::delays::RowDelays;
 use crate::error::RuntimeError;
 use crate::rng::{Draws, Stream, CONSTRUCTION_STEP_BASE};
 
@@ -87,13 +89,59 @@ pub struct Connectivity {
     row_start: Vec<u64>,
     target: Vec<u32>,
     /// The delay of every synapse, when delays are heterogeneous.
-    delay: Option<Vec<u16>>,
+    delay: Option<SynapseDelays>,
     /// The delay of all synapses when `delay` is `None`.
     homogeneous_delay: u16,
     post_index: OnceLock<PostIndex>,
 }
 
 /// Builds CSR arrays from per-row sorted target lists.
+/// Heterogeneous delays in steps, one per synapse in CSR order, stored in the narrowest type
+/// that holds the largest: most networks' delays (below 25.6 ms at dt = 0.1 ms) take one byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SynapseDelays {
+    Steps8(Vec<u8>),
+    Steps16(Vec<u16>),
+}
+
+impl SynapseDelays {
+    /// `delays` in one byte each when all fit, else as they are.
+    pub fn narrowest(delays: Vec<u16>) -> SynapseDelays {
+        if delays.iter().all(|&d| d <= u16::from(u8::MAX)) {
+            SynapseDelays::Steps8(delays.into_iter().map(|d| d as u8).collect())
+        } else {
+            SynapseDelays::Steps16(delays)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SynapseDelays::Steps8(d) => d.len(),
+            SynapseDelays::Steps16(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The delay of synapse `syn`, if there is one.
+    pub fn get(&self, syn: usize) -> Option<u16> {
+        match self {
+            SynapseDelays::Steps8(d) => d.get(syn).map(|&x| u16::from(x)),
+            SynapseDelays::Steps16(d) => d.get(syn).copied(),
+        }
+    }
+
+    /// The largest delay, if any.
+    pub fn max(&self) -> Option<u16> {
+        match self {
+            SynapseDelays::Steps8(d) => d.iter().max().map(|&x| u16::from(x)),
+            SynapseDelays::Steps16(d) => d.iter().max().copied(),
+        }
+    }
+}
+
 fn from_rows(n_pre: u32, n_post: u32, rows: Vec<Vec<u32>>) -> Connectivity {
     let total: usize = rows.iter().map(Vec::len).sum();
     let mut row_start = Vec::with_capacity(n_pre as usize + 1);
@@ -452,7 +500,7 @@ impl Connectivity {
     }
 
     /// The synapse index range of presynaptic neuron `pre` (empty when out of range).
-    pub fn row_range(&self, pre: u32) -> std::ops::Range<usize> {
+    pub fn row_range(&self, pre: u32) -> Range<usize> {
         let i = pre as usize;
         if i >= self.n_pre as usize {
             return 0..0;
@@ -466,14 +514,23 @@ impl Connectivity {
     }
 
     /// Per-synapse delays in steps, present only when they are heterogeneous.
-    pub fn delays(&self) -> Option<&[u16]> {
-        self.delay.as_deref()
+    pub fn delays(&self) -> Option<&SynapseDelays> {
+        self.delay.as_ref()
+    }
+
+    /// The delays of synapses `synapses` (a range of CSR indices), for delivery.
+    pub fn row_delays(&self, synapses: Range<usize>) -> RowDelays<'_> {
+        match &self.delay {
+            None => RowDelays::Homogeneous(self.homogeneous_delay),
+            Some(SynapseDelays::Steps8(d)) => RowDelays::PerSynapse8(&d[synapses]),
+            Some(SynapseDelays::Steps16(d)) => RowDelays::PerSynapse16(&d[synapses]),
+        }
     }
 
     /// The delay of synapse `syn` in steps.
     pub fn delay_of(&self, syn: usize) -> u16 {
         match &self.delay {
-            Some(d) => d.get(syn).copied().unwrap_or(self.homogeneous_delay),
+            Some(d) => d.get(syn).unwrap_or(self.homogeneous_delay),
             None => self.homogeneous_delay,
         }
     }
@@ -481,7 +538,7 @@ impl Connectivity {
     /// The largest delay in steps, which sizes the ring buffers.
     pub fn max_delay(&self) -> u16 {
         match &self.delay {
-            Some(d) => d.iter().copied().max().unwrap_or(self.homogeneous_delay),
+            Some(d) => d.max().unwrap_or(self.homogeneous_delay),
             None => self.homogeneous_delay,
         }
     }
@@ -493,7 +550,8 @@ impl Connectivity {
     }
 
     /// Sets delays from `f(pre, post, synapse_index)`. When all come out equal the result is
-    /// stored as a homogeneous delay, which saves two bytes per synapse.
+    /// stored as a homogeneous delay, which costs nothing per synapse; otherwise one byte per
+    /// synapse when every delay is below 256 steps, two bytes when not.
     pub fn set_delays(&mut self, mut f: impl FnMut(u32, u32, u64) -> u16) {
         let mut delays = Vec::with_capacity(self.target.len());
         for pre in 0..self.n_pre {
@@ -502,7 +560,9 @@ impl Connectivity {
             }
         }
         match delays.first() {
-            Some(&first) if delays.iter().any(|&d| d != first) => self.delay = Some(delays),
+            Some(&first) if delays.iter().any(|&d| d != first) => {
+                self.delay = Some(SynapseDelays::narrowest(delays))
+            }
             Some(&first) => self.set_homogeneous_delay(first),
             None => self.delay = None,
         }
@@ -563,10 +623,14 @@ impl Connectivity {
         })
     }
 
-    /// Bytes each synapse costs in this structure: a u32 target plus a u16 delay when delays
-    /// are heterogeneous. Weights are stored by the caller and are not included.
+    /// Bytes each synapse costs in this structure: a u32 target plus a u8 or u16 delay when
+    /// delays are heterogeneous. Weights are stored by the caller and are not included.
     pub fn bytes_per_synapse(&self) -> usize {
-        4 + if self.delay.is_some() { 2 } else { 0 }
+        4 + match &self.delay {
+            None => 0,
+            Some(SynapseDelays::Steps8(_)) => 1,
+            Some(SynapseDelays::Steps16(_)) => 2,
+        }
     }
 
     /// Total bytes held, including row offsets and the post index when it has been built.
@@ -853,11 +917,20 @@ mod tests {
         c.set_delays(|_, _, _| 5);
         assert!(c.delays().is_none());
         assert_eq!(c.max_delay(), 5);
+        // Heterogeneous delays below 256 steps take one byte per synapse...
         c.set_delays(|pre, post, _| (pre + post) as u16 + 1);
-        assert_eq!(c.delays().map(<[u16]>::len), Some(9));
+        assert!(matches!(c.delays(), Some(SynapseDelays::Steps8(d)) if d.len() == 9));
         assert_eq!(c.max_delay(), 5);
         assert_eq!(c.delay_of(4), 3);
+        assert_eq!(c.bytes_per_synapse(), 5);
+        // ... and two bytes as soon as one is 256 or more.
+        c.set_delays(|pre, post, _| if pre == 2 && post == 2 { 256 } else { 3 });
+        assert!(matches!(c.delays(), Some(SynapseDelays::Steps16(d)) if d.len() == 9));
+        assert_eq!(c.max_delay(), 256);
+        assert_eq!(c.delay_of(8), 256);
+        assert_eq!(c.delay_of(0), 3);
         assert_eq!(c.bytes_per_synapse(), 6);
+        c.set_delays(|pre, post, _| (pre + post) as u16 + 1);
         let w = c.fill_weights_f32(|pre, post, syn| f64::from(pre * 10 + post) + syn as f64);
         assert_eq!(w[5], 12.0 + 5.0);
         let w = c.fill_weights_f64(|pre, _, _| f64::from(pre));

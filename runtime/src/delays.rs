@@ -30,11 +30,13 @@ pub enum RowWeights<'a, W> {
     PerSynapse(&'a [W]),
 }
 
-/// The delays of one presynaptic row, in steps.
+/// The delays of one presynaptic row, in steps: one for the projection, or one per synapse
+/// in the width the projection stores them in (see `connectivity::SynapseDelays`).
 #[derive(Clone, Copy, Debug)]
 pub enum RowDelays<'a> {
     Homogeneous(u16),
-    PerSynapse(&'a [u16]),
+    PerSynapse8(&'a [u8]),
+    PerSynapse16(&'a [u16]),
 }
 
 /// Pending input of the targets `first..first + len` of a ring.
@@ -117,18 +119,30 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
                 }
                 touched.extend(targets.iter().map(|&t| t - first));
             }
-            RowDelays::PerSynapse(ds) => {
-                for (s, (&t, &d)) in targets.iter().zip(ds).enumerate() {
-                    let w = match weights {
-                        RowWeights::Uniform(w) => w,
-                        RowWeights::PerSynapse(ws) => ws[s],
-                    };
-                    let slot = self.slot_ahead(d);
-                    let local = t - first;
-                    self.buffer[slot * n + local as usize] += w.into();
-                    self.touched[slot].push(local);
-                }
-            }
+            RowDelays::PerSynapse8(ds) => self.deliver_each(targets, weights, ds),
+            RowDelays::PerSynapse16(ds) => self.deliver_each(targets, weights, ds),
+        }
+    }
+
+    /// Delivers synapses with delays of their own, each into the slot of its delay.
+    #[inline]
+    fn deliver_each<W: Copy + Into<T>, D: Copy + Into<u16>>(
+        &mut self,
+        targets: &[u32],
+        weights: RowWeights<'_, W>,
+        delays: &[D],
+    ) {
+        let first = self.first as u32;
+        let n = self.len;
+        for (s, (&t, &d)) in targets.iter().zip(delays).enumerate() {
+            let w = match weights {
+                RowWeights::Uniform(w) => w,
+                RowWeights::PerSynapse(ws) => ws[s],
+            };
+            let slot = self.slot_ahead(d.into());
+            let local = t - first;
+            self.buffer[slot * n + local as usize] += w.into();
+            self.touched[slot].push(local);
         }
     }
 
@@ -438,11 +452,7 @@ pub fn deliver_row_part<T: Copy + Default + AddAssign, W: Copy + Into<T>>(
         RowWeights::Uniform(w) => RowWeights::Uniform(w),
         RowWeights::PerSynapse(ws) => RowWeights::PerSynapse(&ws[synapses.clone()]),
     };
-    let delays = match conn.delays() {
-        None => RowDelays::Homogeneous(conn.max_delay()),
-        Some(ds) => RowDelays::PerSynapse(&ds[synapses]),
-    };
-    part.deliver(&all[lo..hi], weights, delays);
+    part.deliver(&all[lo..hi], weights, conn.row_delays(synapses));
 }
 
 /// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths).
@@ -476,7 +486,7 @@ unsafe fn add_nonzero_and_clear_avx(target: &mut [f64], slot: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectivity::ProjectionSpec;
+    use crate::connectivity::{ProjectionSpec, SynapseDelays};
 
     #[test]
     fn value_arrives_exactly_after_its_delay() {
@@ -590,6 +600,21 @@ mod tests {
                 vec![0.0, 0.0, 3.0]
             ]
         );
+
+        // Delays of 256 steps and more are stored in two bytes and delivered the same way.
+        conn.set_delays(|_, post, _| 254 + post as u16);
+        assert!(matches!(conn.delays(), Some(SynapseDelays::Steps16(_))));
+        let mut wide: DelayRing<f64> = DelayRing::new(3, conn.max_delay()).unwrap();
+        wide.deliver(&conn, 0, RowWeights::PerSynapse(&weights))
+            .unwrap();
+        let mut arrivals = Vec::new();
+        for step in 0..260 {
+            let now = wide.current();
+            arrivals.extend((0..3).filter(|&j| now[j] != 0.0).map(|j| (step, j, now[j])));
+            wide.advance();
+        }
+        assert_eq!(arrivals, vec![(254, 0, 1.0), (255, 1, 2.0), (256, 2, 3.0)]);
+        conn.set_delays(|_, post, _| post as u16 + 1);
 
         // A ring built too small for the projection's delays is an error, not a wrap.
         let mut small: DelayRing<f64> = DelayRing::new(3, 1).unwrap();

@@ -553,6 +553,8 @@ impl Network {
             .map(|p| ProjectionFootprint {
                 n_pre: p.n_pre,
                 synapses: p.synapses,
+                // At most: a u32 target, an f64 weight, a two-byte delay (one byte when the
+                // built delays all fit; they are not known before building).
                 bytes_per_synapse: 4
                     + 8
                     + if p.heterogeneous_delays { 2 } else { 0 }

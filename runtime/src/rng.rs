@@ -177,6 +177,52 @@ pub const POISSON_INVERSION_MAX_MEAN: f64 = 10.0;
 /// it from BTRS.
 pub const BINOMIAL_INVERSION_MAX_MEAN: f64 = 10.0;
 
+/// The cumulative distribution of the last Poisson mean a thread drew from by inversion,
+/// computed as far as its searches have needed.
+struct PoissonCdf {
+    mean: u64,
+    /// The last probability `P(X = k)` computed, `k = cdf.len() - 1`.
+    last_term: f64,
+    /// `P(X <= k)` for `k` in `0..cdf.len()`.
+    cdf: Vec<f64>,
+}
+
+/// The search gives up at this `k`: it guards against rounding leaving the CDF just below `u`
+/// forever; below the inversion's largest mean the probability of `k >= 200` is far below
+/// 2^-53.
+const POISSON_INVERSION_MAX_K: usize = 200;
+
+impl PoissonCdf {
+    fn search(&mut self, mean: f64, u: f64) -> u64 {
+        if self.mean != mean.to_bits() || self.cdf.is_empty() {
+            self.mean = mean.to_bits();
+            self.last_term = (-mean).exp();
+            self.cdf.clear();
+            self.cdf.push(self.last_term);
+        }
+        let mut k = 0;
+        while u > self.cdf[k] && k < POISSON_INVERSION_MAX_K {
+            k += 1;
+            if k == self.cdf.len() {
+                self.last_term *= mean / k as f64;
+                let previous = self.cdf[k - 1];
+                self.cdf.push(previous + self.last_term);
+            }
+        }
+        k as u64
+    }
+}
+
+thread_local! {
+    static POISSON_CDF: std::cell::RefCell<PoissonCdf> = const {
+        std::cell::RefCell::new(PoissonCdf {
+            mean: 0,
+            last_term: 0.0,
+            cdf: Vec::new(),
+        })
+    };
+}
+
 impl Draws {
     /// The number of draw indices consumed so far.
     pub fn consumed(&self) -> u32 {
@@ -266,19 +312,15 @@ impl Draws {
         }
     }
 
+    /// Sequential search: the smallest `k` with `u <= P(X <= k)`. The cumulative
+    /// probabilities come from this thread's [`PoissonCdf`], which computes them exactly as a
+    /// search from scratch would (`p_0 = exp(-mean)`, `p_k = p_(k-1) · (mean / k)`, summed in
+    /// order), so the variate is the same bit for bit; but a network drawing one Poisson count
+    /// per neuron per step with the same mean (a Poisson input) pays for the exponential and
+    /// the divisions once, not at every draw.
     fn poisson_inversion(&mut self, mean: f64) -> u64 {
         let u = self.uniform();
-        let mut k = 0u64;
-        let mut p = (-mean).exp();
-        let mut cdf = p;
-        // The cap guards against rounding leaving the CDF just below u forever; at mean < 10
-        // the probability of k >= 200 is far below 2^-53.
-        while u > cdf && k < 200 {
-            k += 1;
-            p *= mean / k as f64;
-            cdf += p;
-        }
-        k
+        POISSON_CDF.with(|cdf| cdf.borrow_mut().search(mean, u))
     }
 
     fn poisson_ptrs(&mut self, mean: f64) -> u64 {
@@ -420,6 +462,46 @@ mod tests {
     use super::*;
 
     const N: usize = 100_000;
+
+    /// The sequential search without a table, as `poisson_inversion` was written before the
+    /// table: the reference the table must reproduce bit for bit.
+    fn poisson_search_from_scratch(mean: f64, u: f64) -> u64 {
+        let mut k = 0u64;
+        let mut p = (-mean).exp();
+        let mut cdf = p;
+        while u > cdf && k < POISSON_INVERSION_MAX_K as u64 {
+            k += 1;
+            p *= mean / k as f64;
+            cdf += p;
+        }
+        k
+    }
+
+    #[test]
+    fn the_poisson_table_gives_the_variates_of_a_search_from_scratch() {
+        let mut table = PoissonCdf {
+            mean: 0,
+            last_term: 0.0,
+            cdf: Vec::new(),
+        };
+        let mut draws = Stream::new(3, 1).draws_at(0, 0, 0);
+        // Runs of one mean (the table is reused and extended) and changes of mean (rebuilt),
+        // with u up to the largest double below 1 (the search's longest path, to the cap).
+        let means = [2.0, 2.0, 0.3, 9.99, 9.99, 2.0, 1e-9, 5.5];
+        for i in 0..N {
+            let mean = means[(i / 7) % means.len()];
+            let u = if i % 1000 == 999 {
+                1.0 - f64::EPSILON / 2.0
+            } else {
+                draws.uniform()
+            };
+            assert_eq!(
+                table.search(mean, u),
+                poisson_search_from_scratch(mean, u),
+                "mean {mean}, u {u}"
+            );
+        }
+    }
 
     #[test]
     fn philox_known_answers_from_random123() {

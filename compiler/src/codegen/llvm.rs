@@ -1,22 +1,25 @@
-//! IR kernels to LLVM 14 functions through inkwell, optimised for the host and JIT-compiled
-//! (cargo feature `llvm`; `snnc run --backend llvm`).
+//! IR kernels to LLVM 14 functions through inkwell, optimised for the host and JIT-compiled,
+//! or written as object files (cargo feature `llvm`; `snnc run --backend llvm`).
 //!
 //! This module owns the LLVM backend: building an LLVM module with one function
 //! `extern "C" fn(*mut KernelContext)` per kernel, running LLVM's `-O3` pipeline on it (loop
-//! and SLP vectorisation on) for the host's CPU and features, and compiling it with MCJIT into
-//! [`CompiledKernels`], the same type the Cranelift backend returns, so the runtime sees no
-//! difference. It must not change what a kernel means: `ir::interp` is the reference, and
+//! and SLP vectorisation on) for the target's CPU and features, and either compiling it with
+//! MCJIT into [`CompiledKernels`], the same type the Cranelift backend returns, so the runtime
+//! sees no difference, or writing it as a relocatable object ([`emit_object`]) for the host or
+//! for another 64-bit architecture (x86-64, AArch64, RISC-V), to link against the runtime. It must not change what a kernel means: `ir::interp` is the reference, and
 //! every compiled kernel must agree with it bit for bit (NaN payloads aside), which
 //! `tests/differential.rs` and `tests/examples_differential.rs` check for this backend too.
 //! It knows nothing of how kernels were lowered, and nothing of the runtime beyond `abi.rs`.
 //!
 //! **Shape of a kernel.** The exported function reads the context and calls an inner,
-//! always-inlined function that takes every array the kernel touches as a separate `noalias`
-//! pointer (arrays never overlap; the interpreter's `&mut` slices guarantee it). After
+//! always-inlined function that takes the context's index arrays and every array the kernel
+//! touches as separate `noalias` pointers (arrays never overlap; the interpreter's `&mut`
+//! slices guarantee it). A variable is addressed as `ir::Access` says: at the element, at 0
+//! (scalar), or through an index array (gathered, as plasticity handlers do). After
 //! inlining, LLVM knows that no store to one array changes another, so the element loop needs
 //! no run-time overlap checks. The inner function has two loops:
 //!
-//! 1. the element loop, which for each element loads the arrays it touches, evaluates the body
+//! 1. the element loop, which for each element loads the values of the variables it touches, evaluates the body
 //!    with IR locals and array values in stack slots (which LLVM promotes to registers), stores
 //!    every array the body assigns (unconditionally: the value loaded is written back where no
 //!    assignment ran, which leaves the same bits), and writes a 0/1 spike flag for the element
@@ -29,7 +32,10 @@
 //! of every `if` are evaluated under lane masks and assignments become selects (exact, because
 //! every IR operation is pure), so the element loop is straight-line code that LLVM's loop
 //! vectoriser turns into AVX2/AVX-512 code when the body calls nothing. Otherwise `if`s branch,
-//! so helpers run only on the path taken, as in the interpreter.
+//! so helpers run only on the path taken, as in the interpreter; so do bodies with a bounded
+//! `while` loop (adaptive integrators' sub-steps), whose iteration count lives in a phi.
+//! Stores to scalar or gathered variables carry a dependence from one element to the next,
+//! which LLVM sees and keeps in order.
 //!
 //! **Exactness.** Every operation reproduces `ir::interp`, as `codegen::cranelift` does (see
 //! its module documentation for the reasoning): `+ - * /`, negation, `abs`, `sqrt`, `floor`,
@@ -46,7 +52,7 @@
 //! Setting `SNNC_LLVM_DUMP=<dir>` writes the optimised module (`kernels.ll`) and its host
 //! assembly (`kernels.s`) into `<dir>`, to check what the vectoriser did.
 
-use super::{touched_vars, Code, CompileTiming, Compiled, CompiledKernels};
+use super::{touched_vars, used_vars, Code, CompileTiming, Compiled, CompiledKernels};
 use crate::ir::interp::random_kind;
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -62,7 +68,7 @@ use inkwell::targets::{
 use inkwell::types::{BasicMetadataTypeEnum, FloatType, IntType};
 use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
-use snnc_runtime::abi::{KernelContext, KernelFn};
+use snnc_runtime::abi::{KernelContext, KernelFn, GATHERS};
 use std::mem::{offset_of, ManuallyDrop};
 use std::path::Path;
 use std::sync::Mutex;
@@ -115,48 +121,22 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     for kernel in kernels {
         super::cranelift::validate(kernel)?;
     }
-    if !kernels.iter().all(|k| handled(k)) {
-        // This generator compiles element-wise kernels without loops. A program with an
-        // adaptive integrator's `while` loop or with plasticity handlers (scalar and gathered
-        // variables) is compiled whole by Cranelift, so its kernels share one code module.
-        drop(one_at_a_time);
-        return super::jit_compile(kernels);
-    }
-    let machine = HostMachine::new()?;
+    let machine = KernelMachine::host(CodeModel::JITDefault)?;
     let context = Box::new(Context::create());
     // SAFETY: the context is boxed, so it does not move, and it is dropped only after the
     // engine and module that borrow it (see `Jit`); nothing else keeps the borrow.
     let cx: &'static Context = unsafe { &*(context.as_ref() as *const Context) };
-    let module = cx.create_module("snnc_kernels");
-    module.set_triple(&machine.triple);
-    module.set_data_layout(&machine.machine.get_target_data().get_data_layout());
-    let mut setup = started.elapsed();
-
-    let mut per_kernel = Vec::with_capacity(kernels.len());
-    let mut symbols = Vec::with_capacity(kernels.len());
-    for (index, kernel) in kernels.iter().enumerate() {
-        let t0 = Instant::now();
-        let symbol = format!("snnc_kernel_{index}");
-        define_kernel(cx, &module, &machine, kernel, &symbol);
-        symbols.push(symbol);
-        per_kernel.push(t0.elapsed());
-    }
+    let symbols: Vec<String> = (0..kernels.len())
+        .map(|index| format!("snnc_kernel_{index}"))
+        .collect();
+    let setup_started = started.elapsed();
+    let OptimisedModule {
+        module,
+        per_kernel,
+        optimising,
+    } = optimised_module(cx, &machine, kernels, &symbols)?;
 
     let t0 = Instant::now();
-    module
-        .verify()
-        .map_err(|e| format!("llvm: invalid module: {}", e.to_string_lossy()))?;
-    let options = PassBuilderOptions::create();
-    options.set_loop_vectorization(true);
-    options.set_loop_slp_vectorization(true);
-    options.set_loop_interleaving(true);
-    options.set_loop_unrolling(true);
-    module
-        .run_passes("default<O3>", &machine.machine, options)
-        .map_err(|e| format!("llvm: optimisation failed: {}", e.to_string_lossy()))?;
-    if let Some(dir) = std::env::var_os("SNNC_LLVM_DUMP") {
-        dump(&module, &machine.machine, Path::new(&dir))?;
-    }
     let engine = module
         .create_jit_execution_engine(OptimizationLevel::Aggressive)
         .map_err(|e| format!("llvm: {}", e.to_string_lossy()))?;
@@ -181,7 +161,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     }
     // The engine owns the module now; the handle only marks it so.
     drop(module);
-    setup += t0.elapsed();
+    let setup = setup_started + optimising + t0.elapsed();
     drop(one_at_a_time);
 
     Ok(CompiledKernels {
@@ -198,40 +178,227 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
     })
 }
 
-/// The host's target machine, CPU name and features: the optimiser's cost model and the code
-/// generator both see them (the latter through function attributes, as MCJIT's own target
-/// machine is generic).
-struct HostMachine {
+/// Compiles `kernels` ahead of time into a relocatable ELF object in memory, kernel `k`
+/// exported as `symbols[k]` with the signature `extern "C" fn(*mut KernelContext)`, the same
+/// code `jit_compile` runs. The object imports the runtime's math and random helpers by name
+/// (`snnc_exp`, `snnc_random`, ...), so it links against the runtime library.
+///
+/// Without `triple` the object is for this machine: its triple, CPU and features, as the JIT
+/// compiles (it may use instructions other CPUs of the family lack). With a triple (e.g.
+/// `aarch64-unknown-linux-gnu`, `riscv64gc-unknown-linux-gnu`, `x86_64-unknown-linux-gnu`) it
+/// is for that architecture's baseline CPU. The code is position-independent, so the object
+/// also goes into shared libraries.
+pub fn emit_object(
+    kernels: &[&Kernel],
+    symbols: &[String],
+    triple: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    assert_eq!(kernels.len(), symbols.len(), "one symbol per kernel");
+    let _one_at_a_time = COMPILING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for kernel in kernels {
+        super::cranelift::validate(kernel)?;
+    }
+    let machine = match triple {
+        None => KernelMachine::host(CodeModel::Default)?,
+        Some(triple) => KernelMachine::for_triple(triple)?,
+    };
+    let cx = Context::create();
+    let OptimisedModule { module, .. } = optimised_module(&cx, &machine, kernels, symbols)?;
+    let buffer = machine
+        .machine
+        .write_to_memory_buffer(&module, FileType::Object)
+        .map_err(|e| format!("llvm: code generation failed: {}", e.to_string_lossy()))?;
+    let mut object = buffer.as_slice().to_vec();
+    if machine.abi == Some("lp64d") {
+        mark_double_float_abi(&mut object)?;
+    }
+    Ok(object)
+}
+
+/// Marks a RISC-V ELF object as following the double-float ABI (lp64d). LLVM 14 generates the
+/// code for the ABI the `target-abi` module flag names (doubles travel in `fa0`...), but
+/// writes the ELF header's ABI flag from target-machine options that its C API cannot set, so
+/// the header would claim soft-float and linkers would refuse to mix the object with the
+/// system's lp64d code. The flag is bits 1-2 of `e_flags` (`EF_RISCV_FLOAT_ABI_DOUBLE` = 4).
+fn mark_double_float_abi(object: &mut [u8]) -> Result<(), String> {
+    const EM_RISCV: u16 = 243;
+    const E_MACHINE: usize = 18;
+    const E_FLAGS: usize = 48;
+    const FLOAT_ABI_MASK: u32 = 0x6;
+    const FLOAT_ABI_DOUBLE: u32 = 0x4;
+    let is_elf64_le = object.len() > E_FLAGS + 4
+        && object[..4] == *b"\x7fELF"
+        && object[4] == 2
+        && object[5] == 1;
+    let machine =
+        is_elf64_le.then(|| u16::from_le_bytes([object[E_MACHINE], object[E_MACHINE + 1]]));
+    if machine != Some(EM_RISCV) {
+        return Err("llvm: expected a 64-bit little-endian RISC-V ELF object".to_string());
+    }
+    let mut flags = [0; 4];
+    flags.copy_from_slice(&object[E_FLAGS..E_FLAGS + 4]);
+    let flags = (u32::from_le_bytes(flags) & !FLOAT_ABI_MASK) | FLOAT_ABI_DOUBLE;
+    object[E_FLAGS..E_FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
+    Ok(())
+}
+
+/// A module holding every kernel, verified and optimised, and how long that took.
+struct OptimisedModule<'ctx> {
+    module: Module<'ctx>,
+    per_kernel: Vec<std::time::Duration>,
+    optimising: std::time::Duration,
+}
+
+/// Defines `kernels` as `symbols` in a new module for `machine`, verifies it and runs LLVM's
+/// `-O3` pipeline with loop and SLP vectorisation; dumps it when `SNNC_LLVM_DUMP` is set. The
+/// JIT and object emission share this, so both run the same optimised code.
+fn optimised_module<'ctx>(
+    cx: &'ctx Context,
+    machine: &KernelMachine,
+    kernels: &[&Kernel],
+    symbols: &[String],
+) -> Result<OptimisedModule<'ctx>, String> {
+    let module = cx.create_module("snnc_kernels");
+    module.set_triple(&machine.triple);
+    module.set_data_layout(&machine.machine.get_target_data().get_data_layout());
+    if let Some(abi) = machine.abi {
+        module.add_metadata_flag(
+            "target-abi",
+            inkwell::module::FlagBehavior::Error,
+            cx.metadata_string(abi),
+        );
+    }
+    let mut per_kernel = Vec::with_capacity(kernels.len());
+    for (kernel, symbol) in kernels.iter().zip(symbols) {
+        let t0 = Instant::now();
+        define_kernel(cx, &module, machine, kernel, symbol);
+        per_kernel.push(t0.elapsed());
+    }
+    let t0 = Instant::now();
+    module
+        .verify()
+        .map_err(|e| format!("llvm: invalid module: {}", e.to_string_lossy()))?;
+    let options = PassBuilderOptions::create();
+    options.set_loop_vectorization(true);
+    options.set_loop_slp_vectorization(true);
+    options.set_loop_interleaving(true);
+    options.set_loop_unrolling(true);
+    module
+        .run_passes("default<O3>", &machine.machine, options)
+        .map_err(|e| format!("llvm: optimisation failed: {}", e.to_string_lossy()))?;
+    if let Some(dir) = std::env::var_os("SNNC_LLVM_DUMP") {
+        dump(&module, &machine.machine, Path::new(&dir))?;
+    }
+    Ok(OptimisedModule {
+        module,
+        per_kernel,
+        optimising: t0.elapsed(),
+    })
+}
+
+/// The machine kernels are compiled for: the target machine (the optimiser's cost model and
+/// the code generator), its triple, and the CPU name and features every function is marked
+/// with.
+struct KernelMachine {
     machine: TargetMachine,
     triple: inkwell::targets::TargetTriple,
     cpu: String,
     features: String,
+    /// The calling convention's name where the triple alone does not fix it (RISC-V: which
+    /// floating-point registers carry arguments), given to LLVM as the `target-abi` module
+    /// flag.
+    abi: Option<&'static str>,
 }
 
-impl HostMachine {
-    fn new() -> Result<HostMachine, String> {
+impl KernelMachine {
+    /// This machine, with its CPU and every feature it has.
+    fn host(code_model: CodeModel) -> Result<KernelMachine, String> {
         Target::initialize_native(&InitializationConfig::default())
             .map_err(|e| format!("llvm: cannot initialise the host target: {e}"))?;
         let triple = TargetMachine::get_default_triple();
-        let target = Target::from_triple(&triple)
-            .map_err(|e| format!("llvm: unsupported host: {}", e.to_string_lossy()))?;
         let cpu = TargetMachine::get_host_cpu_name().to_string();
         let features = TargetMachine::get_host_cpu_features().to_string();
+        KernelMachine::new(triple, cpu, features, code_model, None)
+    }
+
+    /// The baseline CPU of `triple`'s architecture. Only 64-bit targets: the kernels read
+    /// the runtime's `KernelContext` at this machine's field offsets.
+    fn for_triple(triple: &str) -> Result<KernelMachine, String> {
+        let arch = triple.split('-').next().unwrap_or_default();
+        let config = InitializationConfig::default();
+        // The baseline each architecture's Linux distributions assume: x86-64 with SSE2,
+        // AArch64 with NEON (part of ARMv8-A), and RV64GC (integer multiply, atomics, single
+        // and double floating point, compressed instructions).
+        // RV64GC's Linux ABI, lp64d, passes doubles in floating-point registers; without it
+        // LLVM would build soft-float objects that do not link with the rest of the system.
+        let (cpu, features, abi) = match arch {
+            "x86_64" => {
+                Target::initialize_x86(&config);
+                ("x86-64", "", None)
+            }
+            "aarch64" => {
+                Target::initialize_aarch64(&config);
+                ("generic", "+neon", None)
+            }
+            "riscv64" | "riscv64gc" => {
+                Target::initialize_riscv(&config);
+                ("generic-rv64", "+m,+a,+f,+d,+c", Some("lp64d"))
+            }
+            _ => {
+                return Err(format!(
+                    "llvm: no code generator for target `{triple}`; the LLVM backend emits \
+                     x86_64, aarch64 and riscv64 (e.g. `aarch64-unknown-linux-gnu`, \
+                     `riscv64gc-unknown-linux-gnu`)"
+                ))
+            }
+        };
+        // LLVM names RISC-V's architecture `riscv64`; the extensions are features.
+        let llvm_triple = triple.replacen("riscv64gc-", "riscv64-", 1);
+        let triple = inkwell::targets::TargetTriple::create(&llvm_triple);
+        KernelMachine::new(
+            triple,
+            cpu.to_string(),
+            features.to_string(),
+            CodeModel::Default,
+            abi,
+        )
+    }
+
+    fn new(
+        triple: inkwell::targets::TargetTriple,
+        cpu: String,
+        features: String,
+        code_model: CodeModel,
+        abi: Option<&'static str>,
+    ) -> Result<KernelMachine, String> {
+        let target = Target::from_triple(&triple)
+            .map_err(|e| format!("llvm: unsupported target {triple}: {}", e.to_string_lossy()))?;
+        // Position-independent code serves the JIT, objects, static and shared libraries alike.
         let machine = target
             .create_target_machine(
                 &triple,
                 &cpu,
                 &features,
                 OptimizationLevel::Aggressive,
-                RelocMode::Default,
-                CodeModel::JITDefault,
+                RelocMode::PIC,
+                code_model,
             )
             .ok_or_else(|| format!("llvm: no target machine for {cpu} ({triple})"))?;
-        Ok(HostMachine {
+        let pointer_bytes = machine.get_target_data().get_pointer_byte_size(None);
+        if pointer_bytes != 8 {
+            return Err(format!(
+                "llvm: target {triple} has {pointer_bytes}-byte pointers; kernels need a 64-bit \
+                 target"
+            ));
+        }
+        Ok(KernelMachine {
             machine,
             triple,
             cpu,
             features,
+            abi,
         })
     }
 }
@@ -300,26 +467,17 @@ fn if_convertible(body: &[Stmt]) -> bool {
     check(body, false)
 }
 
-/// Whether this generator compiles `kernel`: every variable addressed per element, and no
-/// `while` loop.
-fn handled(kernel: &Kernel) -> bool {
-    fn no_loops(stmts: &[Stmt]) -> bool {
-        stmts.iter().all(|s| match s {
-            Stmt::While { .. } => false,
-            Stmt::If(_, a, b) => no_loops(a) && no_loops(b),
-            Stmt::Let(..) | Stmt::Store(..) | Stmt::Spike => true,
-        })
-    }
-    kernel.vars.iter().all(|v| v.access == Access::Element) && no_loops(&kernel.body)
-}
-
 /// Calls `f` on every statement, nested ones included.
 fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
     for s in stmts {
         f(s);
-        if let Stmt::If(_, a, b) = s {
-            walk(a, f);
-            walk(b, f);
+        match s {
+            Stmt::If(_, a, b) => {
+                walk(a, f);
+                walk(b, f);
+            }
+            Stmt::While { body, .. } => walk(body, f),
+            Stmt::Let(..) | Stmt::Store(..) | Stmt::Spike => {}
         }
     }
 }
@@ -328,12 +486,13 @@ fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
 fn define_kernel<'ctx>(
     cx: &'ctx Context,
     module: &Module<'ctx>,
-    machine: &HostMachine,
+    machine: &KernelMachine,
     kernel: &Kernel,
     symbol: &str,
 ) {
     let n_vars = kernel.vars.len();
-    let touched = touched_vars(kernel);
+    // Every array the kernel reads or writes, however addressed, is a parameter.
+    let touched = used_vars(kernel);
     let mut stored = vec![false; n_vars];
     let mut can_spike = false;
     walk(&kernel.body, &mut |s| match s {
@@ -361,7 +520,8 @@ fn define_kernel<'ctx>(
         f.add_attribute(AttributeLoc::Function, attr("nounwind"));
     };
 
-    // The inner function: (start, end, step, t, stream_key, spikes, arrays...) -> spike count.
+    // The inner function: (start, end, step, t, stream_key, spikes, gathers..., arrays...) ->
+    // spike count.
     let mut params: Vec<BasicMetadataTypeEnum> = vec![
         i64t.into(),
         i64t.into(),
@@ -370,6 +530,8 @@ fn define_kernel<'ctx>(
         i64t.into(),
         i32p.into(),
     ];
+    params.extend((0..GATHERS).map(|_| BasicMetadataTypeEnum::from(i32p)));
+    let first_array = params.len();
     params.extend(touched.iter().map(|_| BasicMetadataTypeEnum::from(f64p)));
     let inner = module.add_function(
         &format!("{symbol}_body"),
@@ -379,14 +541,18 @@ fn define_kernel<'ctx>(
     host(inner);
     inner.add_attribute(AttributeLoc::Function, attr("alwaysinline"));
     for p in 5..params.len() as u32 {
+        // Index arrays are only read; arrays never overlap one another or the index arrays.
         inner.add_attribute(AttributeLoc::Param(p), attr("noalias"));
         inner.add_attribute(AttributeLoc::Param(p), attr("nocapture"));
     }
     let param = |n: usize| inner.get_nth_param(n as u32).expect("declared parameter");
     let mut bases = vec![None; n_vars];
     for (k, &v) in touched.iter().enumerate() {
-        bases[v] = Some(param(6 + k).into_pointer_value());
+        bases[v] = Some(param(first_array + k).into_pointer_value());
     }
+    let gathers: Vec<PointerValue> = (0..GATHERS)
+        .map(|g| param(6 + g).into_pointer_value())
+        .collect();
 
     let b = cx.create_builder();
     let entry = cx.append_basic_block(inner, "entry");
@@ -421,11 +587,34 @@ fn define_kernel<'ctx>(
     ok(b.build_conditional_branch(more, body, exit));
 
     b.position_at_end(body);
+    // Where the current element's value of variable `v` lives, by its access (see
+    // `ir::Access`). Gathered indices are loaded once per element: the index arrays are never
+    // written by a kernel.
+    let gathered: Vec<Option<IntValue>> = (0..GATHERS)
+        .map(|g| {
+            let used = touched
+                .iter()
+                .any(|&v| kernel.vars[v].access == Access::Gather(g as u8));
+            used.then(|| {
+                // SAFETY (of the generated code): the runtime passes an index array holding at
+                // least `end` entries for every gather a kernel uses.
+                let at = unsafe { ok(b.build_in_bounds_gep(gathers[g], &[i], "")) };
+                let index = ok(b.build_load(at, &format!("gather{g}"))).into_int_value();
+                ok(b.build_int_z_extend(index, i64t, ""))
+            })
+        })
+        .collect();
     let address = |b: &Builder<'ctx>, v: usize| {
         let base = bases[v].expect("touched arrays are parameters");
-        // SAFETY (of the generated code): the runtime guarantees every touched array holds at
-        // least `end` elements, and `i < end`.
-        unsafe { ok(b.build_in_bounds_gep(base, &[i], "")) }
+        let index = match kernel.vars[v].access {
+            Access::Element => i,
+            Access::Scalar => i64t.const_zero(),
+            Access::Gather(g) => gathered[g as usize].expect("used gathers are loaded"),
+        };
+        // SAFETY (of the generated code): the runtime guarantees every element-addressed array
+        // holds at least `end` elements (and `i < end`), every scalar one at least one, and
+        // every gathered index is within its array.
+        unsafe { ok(b.build_in_bounds_gep(base, &[index], "")) }
     };
     for (v, slot) in slots.iter().enumerate() {
         if let Some(slot) = *slot {
@@ -561,6 +750,16 @@ fn define_kernel<'ctx>(
         load_u64(offset_of!(KernelContext, stream_key), "stream_key").into(),
         spikes.into(),
     ];
+    let gather_at = field(
+        offset_of!(KernelContext, gather),
+        i32p.ptr_type(AddressSpace::default()),
+        "gather_field",
+    );
+    for g in 0..GATHERS {
+        let at =
+            unsafe { ok(b.build_in_bounds_gep(gather_at, &[i64t.const_int(g as u64, false)], "")) };
+        args.push(ok(b.build_load(at, &format!("gather{g}"))).into());
+    }
     for &v in &touched {
         let at =
             unsafe { ok(b.build_in_bounds_gep(arrays, &[i64t.const_int(v as u64, false)], "")) };
@@ -675,7 +874,38 @@ impl<'ctx> Gen<'_, 'ctx> {
                 };
                 ok(self.b.build_store(slot, value));
             }
-            Stmt::While { .. } => unreachable!("kernels with loops go to Cranelift (`handled`)"),
+            Stmt::While {
+                cond,
+                max_iterations,
+                body,
+            } => {
+                // Bodies with loops are never if-converted (`if_convertible`), so this branches:
+                // header (count < max && cond) -> body -> header, or on to the exit.
+                assert!(self.mask.is_none(), "a loop is never if-converted");
+                let i32t = self.i32t;
+                let before = self.b.get_insert_block().expect("positioned in a block");
+                let header = self.cx.append_basic_block(self.function, "while");
+                let body_block = self.cx.append_basic_block(self.function, "while_body");
+                let exit = self.cx.append_basic_block(self.function, "while_done");
+                ok(self.b.build_unconditional_branch(header));
+                self.b.position_at_end(header);
+                let count = ok(self.b.build_phi(i32t, "iterations"));
+                let n = count.as_basic_value().into_int_value();
+                let max = i32t.const_int(u64::from(*max_iterations), false);
+                let below = ok(self.b.build_int_compare(IntPredicate::ULT, n, max, "below"));
+                // `cond` is pure, so evaluating it after the last allowed iteration changes
+                // nothing the interpreter (which skips it then) would see.
+                let go = self.cond(cond);
+                let go = ok(self.b.build_and(below, go, "again"));
+                ok(self.b.build_conditional_branch(go, body_block, exit));
+                self.b.position_at_end(body_block);
+                self.stmts(body);
+                let next = ok(self.b.build_int_add(n, i32t.const_int(1, false), "next"));
+                let latch = self.b.get_insert_block().expect("positioned in a block");
+                ok(self.b.build_unconditional_branch(header));
+                count.add_incoming(&[(&i32t.const_zero(), before), (&next, latch)]);
+                self.b.position_at_end(exit);
+            }
         }
     }
 
@@ -745,7 +975,11 @@ impl<'ctx> Gen<'_, 'ctx> {
             let g = self.module.add_global(self.f64t, None, name);
             g.set_initializer(&self.f64t.const_float(value));
             g.set_constant(false);
-            g.set_linkage(Linkage::External);
+            // Weak, so LLVM cannot assume the value it sees is the one at run time, and every
+            // object of a program may define it (a deployed program can link several models'
+            // kernels); hidden, so a shared library does not export it.
+            g.set_linkage(Linkage::WeakAny);
+            g.set_visibility(inkwell::GlobalVisibility::Hidden);
             g
         });
         ok(self.b.build_load(global.as_pointer_value(), name)).into_float_value()

@@ -164,7 +164,17 @@ pub fn jit_backends() -> Vec<(&'static str, JitCompile)> {
     backends
 }
 
+/// The element-addressed variables `kernel` reads or writes: the arrays that must hold `end`
+/// values when it runs (scalar and gathered ones are indexed otherwise).
 fn touched_vars(kernel: &Kernel) -> Vec<usize> {
+    used_vars(kernel)
+        .into_iter()
+        .filter(|&v| kernel.vars[v].access == crate::ir::Access::Element)
+        .collect()
+}
+
+/// Every variable `kernel` reads or writes, however addressed, in variable order.
+fn used_vars(kernel: &Kernel) -> Vec<usize> {
     fn stmts(body: &[Stmt], seen: &mut Vec<bool>) {
         for s in body {
             let mut expr = |e: &Expr| {
@@ -195,11 +205,7 @@ fn touched_vars(kernel: &Kernel) -> Vec<usize> {
     }
     let mut seen = vec![false; kernel.vars.len()];
     stmts(&kernel.body, &mut seen);
-    // Only element-addressed arrays must hold `end` values; scalar and gathered ones are
-    // indexed otherwise.
-    (0..seen.len())
-        .filter(|&v| seen[v] && kernel.vars[v].access == crate::ir::Access::Element)
-        .collect()
+    (0..seen.len()).filter(|&v| seen[v]).collect()
 }
 
 impl CompiledKernels {
