@@ -94,7 +94,21 @@ fn build(model: &Path, out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn every_example_built_as_an_executable_writes_snnc_runs_outputs() {
-    let dir = scratch("examples");
+    examples_match_snnc_run("examples", &[]);
+}
+
+/// LLVM AOT against Cranelift JIT: bit for bit as well (the LLVM backend keeps the
+/// interpreter's semantics: no fast-math, no FMA contraction; `llvm_backend.rs`).
+#[cfg(feature = "llvm")]
+#[test]
+fn every_example_built_with_llvm_writes_snnc_runs_outputs() {
+    examples_match_snnc_run("examples-llvm", &["--backend", "llvm"]);
+}
+
+/// Builds every example with `build_flags` and compares the executable's outputs with
+/// `snnc run`'s (Cranelift JIT).
+fn examples_match_snnc_run(scratch_name: &str, build_flags: &[&str]) {
+    let dir = scratch(scratch_name);
     let mut examples: Vec<PathBuf> = std::fs::read_dir(workspace().join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -125,13 +139,16 @@ fn every_example_built_as_an_executable_writes_snnc_runs_outputs() {
             .unwrap();
         if String::from_utf8_lossy(&run.stderr).contains("not simulated yet") {
             // Listed in examples_run.rs as awaiting a feature; `snnc build` must refuse it too.
-            let built = build(example, &dir.join(&name), &[]);
+            let built = build(example, &dir.join(&name), build_flags);
             assert!(!built.status.success(), "{name} built but cannot run");
             continue;
         }
         check(&run, &format!("snnc run {name}"));
         let exe = dir.join(&name);
-        check(&build(example, &exe, &[]), &format!("snnc build {name}"));
+        check(
+            &build(example, &exe, build_flags),
+            &format!("snnc build {name} {build_flags:?}"),
+        );
         let aot_out = dir.join(format!("{name}-aot"));
         let ran = Command::new(&exe)
             .args(flags)
