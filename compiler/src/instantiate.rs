@@ -340,6 +340,7 @@ pub fn describe<'p>(program: &'p Program, data: &DataFiles) -> Described<'p> {
         inputs,
         records,
         files,
+        reductions: crate::lower::population::runtime_reductions(program),
     };
     Described {
         spec,

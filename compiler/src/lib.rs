@@ -18,6 +18,7 @@ pub mod lexer;
 pub mod lower;
 pub mod opt;
 pub mod parser;
+pub mod reductions;
 pub mod resolve;
 pub mod source;
 pub mod stdlib;

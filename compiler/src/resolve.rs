@@ -744,6 +744,15 @@ fn check_function(name: &str, span: Span, diagnostics: &mut Vec<Diagnostic>) {
     if FUNCTIONS.contains(&name) {
         return;
     }
+    if crate::reductions::is_reduction(name) {
+        diagnostics.push(
+            Diagnostic::error(format!("`{name}` reduces a population, which a model cannot name"))
+                .primary(span, "a population-level value")
+                .note("models are reusable: the network decides which population a value comes from")
+                .help(format!("declare a parameter here and set it in the network, as in `{{ d = {name}(P, ...) }}` or `input P.x = {name}(...)`")),
+        );
+        return;
+    }
     let mut diagnostic = Diagnostic::error(format!("unknown function `{name}`"))
         .primary(span, "not a built-in function");
     if let Some(best) = did_you_mean(name, FUNCTIONS.iter().copied()) {
@@ -765,6 +774,11 @@ pub fn walk_names(expr: &ast::Expr, f: &mut dyn FnMut(&str, Span, bool)) {
         }
         ast::ExprKind::Call { function, args } => {
             f(&function.name, function.span, true);
+            // A reduction's arguments name a population and its variable, not values in
+            // scope (`reductions.rs` checks them).
+            if crate::reductions::is_reduction(&function.name) {
+                return;
+            }
             for arg in args {
                 walk_names(&arg.value, f);
             }
@@ -1007,11 +1021,12 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                 let handler = match event.name.as_str() {
                     "pre" => Handler::OnPre,
                     "post" => Handler::OnPost,
+                    "step" => Handler::OnStep,
                     other => {
                         diagnostics.push(
                             Diagnostic::error(format!("unknown event `{other}`"))
-                                .primary(event.span, "expected `pre` or `post`")
-                                .help("a synapse handles presynaptic spikes with `on pre` and postsynaptic spikes with `on post`"),
+                                .primary(event.span, "expected `pre`, `post` or `step`")
+                                .help("a synapse handles presynaptic spikes with `on pre`, postsynaptic spikes with `on post`, and runs `on step` once every time step"),
                         );
                         continue;
                     }
@@ -1089,6 +1104,8 @@ enum Handler {
     Reset,
     OnPre,
     OnPost,
+    /// `on step`: every synapse, once per time step.
+    OnStep,
 }
 
 fn check_block(
@@ -1160,7 +1177,7 @@ fn check_trace_inputs(
         return;
     };
     // A write the handler may not make at all is reported by `check_write`.
-    if (*side == Placement::Pre) != (handler == Handler::OnPre) {
+    if (*side == Placement::Pre) != (handler == Handler::OnPre) || handler == Handler::OnStep {
         return;
     }
     let side_name = if *side == Placement::Pre {
@@ -1260,6 +1277,7 @@ fn check_write(
         Handler::Reset => "`reset`",
         Handler::OnPre => "`on pre`",
         Handler::OnPost => "`on post`",
+        Handler::OnStep => "`on step`",
     };
     let Some(info) = model.symbols.get(&target.name) else {
         if BUILTIN_CONSTANTS.contains(&target.name.as_str()) {
@@ -1279,6 +1297,7 @@ fn check_write(
         Handler::Reset => "a reset may write the neuron's `state` variables",
         Handler::OnPre => "`on pre` may write per-synapse `state`, `pre` state and the target port",
         Handler::OnPost => "`on post` may write per-synapse `state` and `post` state",
+        Handler::OnStep => "`on step` may write per-synapse `state` only",
     };
     let refuse = |reason: String, label: &str| {
         Diagnostic::error(reason)
@@ -1321,6 +1340,22 @@ fn check_write(
         Symbol::Target if handler != Handler::OnPre => diagnostics.push(refuse(
             format!("{handler_name} writes the target port `{}`", target.name),
             "only `on pre` delivers into the postsynaptic target",
+        )),
+        Symbol::Var {
+            kind: VarKind::State,
+            placement: placement @ (Placement::Pre | Placement::Post | Placement::Shared),
+            ..
+        } if handler == Handler::OnStep => diagnostics.push(refuse(
+            format!(
+                "`on step` writes `{}`, which lives {}",
+                target.name,
+                match placement {
+                    Placement::Pre => "on the presynaptic neuron",
+                    Placement::Post => "on the postsynaptic neuron",
+                    _ => "once for the whole projection",
+                }
+            ),
+            "`on step` runs for every synapse, so it may write only per-synapse state",
         )),
         Symbol::Var {
             kind: VarKind::State,
@@ -1464,7 +1499,22 @@ pub fn context_names(context: NetContext) -> &'static [&'static str] {
 
 fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<Diagnostic>) {
     let allowed = context_names(context);
-    walk_names(expr, &mut |name, span, is_call| {
+    // Reductions name populations and their variables; `reductions::resolve_in` checks them
+    // where they are allowed, and refuses them in values computed once.
+    match context {
+        NetContext::Constant => {
+            crate::reductions::resolve_in(expr, &BTreeMap::new(), Err("a constant"), diagnostics)
+        }
+        NetContext::Neuron => crate::reductions::resolve_in(
+            expr,
+            &BTreeMap::new(),
+            Err("an initial value"),
+            diagnostics,
+        ),
+        NetContext::Synapse | NetContext::Input => {}
+    }
+    let stripped = crate::reductions::strip_calls(expr);
+    walk_names(&stripped, &mut |name, span, is_call| {
         if is_call {
             check_function(name, span, diagnostics);
             if context == NetContext::Constant && RANDOM_FUNCTIONS.contains(&name) {
@@ -1507,8 +1557,11 @@ fn check_net_expr(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<D
 #[derive(Clone, Debug)]
 pub struct PopulationInfo<'a> {
     pub name: &'a ast::Ident,
-    /// `None` for spike-source arrays.
+    /// `None` for spike-source arrays (and for populations of an unknown model, reported
+    /// where they are declared).
     pub model: Option<&'a ModelInfo>,
+    /// Whether it is a spike-source array.
+    pub is_source: bool,
 }
 
 /// The populations of a network, by name.
@@ -1524,12 +1577,18 @@ pub fn populations<'a>(
                 let model = resolved
                     .lookup_model(module, &model.name)
                     .filter(|m| m.ast.kind == ModelKind::Neuron);
-                map.entry(name.name.as_str())
-                    .or_insert(PopulationInfo { name, model });
+                map.entry(name.name.as_str()).or_insert(PopulationInfo {
+                    name,
+                    model,
+                    is_source: false,
+                });
             }
             NetItem::SpikeSource { name, .. } => {
-                map.entry(name.name.as_str())
-                    .or_insert(PopulationInfo { name, model: None });
+                map.entry(name.name.as_str()).or_insert(PopulationInfo {
+                    name,
+                    model: None,
+                    is_source: true,
+                });
             }
             _ => {}
         }
@@ -1674,6 +1733,7 @@ fn resolve_network(
                         }
                         check_init_name(synapse, init, diagnostics);
                         check_net_expr(&init.value, NetContext::Synapse, diagnostics);
+                        crate::reductions::resolve_in(&init.value, &pops, Ok(()), diagnostics);
                     }
                     if let (Some((port, _)), false) = (&synapse.target, has_target) {
                         diagnostics.push(
@@ -1686,9 +1746,18 @@ fn resolve_network(
                 }
                 if let Some(connect) = &projection.connect {
                     check_connect(connect, diagnostics);
+                    if let ast::Connect::Where { condition, .. } = connect {
+                        crate::reductions::resolve_in(
+                            condition,
+                            &pops,
+                            Err("a `where` condition"),
+                            diagnostics,
+                        );
+                    }
                 }
                 if let Some(delay) = &projection.delay {
                     check_net_expr(delay, NetContext::Synapse, diagnostics);
+                    crate::reductions::resolve_in(delay, &pops, Err("a delay"), diagnostics);
                 }
                 if let Some((word, delay)) = &projection.dendritic_delay {
                     if word.name != "dendritic" {
@@ -1717,8 +1786,9 @@ fn resolve_network(
                             "an input must drive a parameter or state of",
                         )),
                     }
-                } else if let Some(PopulationInfo { model: None, .. }) =
-                    pops.get(input.population.name.name.as_str())
+                } else if let Some(PopulationInfo {
+                    is_source: true, ..
+                }) = pops.get(input.population.name.name.as_str())
                 {
                     diagnostics.push(
                         Diagnostic::error("a spike source has no variables to drive")
@@ -1727,7 +1797,8 @@ fn resolve_network(
                 }
                 match &input.source {
                     ast::InputSource::Expr(expr) | ast::InputSource::Add(expr) => {
-                        check_net_expr(expr, NetContext::Input, diagnostics)
+                        check_net_expr(expr, NetContext::Input, diagnostics);
+                        crate::reductions::resolve_in(expr, &pops, Ok(()), diagnostics);
                     }
                     ast::InputSource::File { every, .. } => {
                         check_net_expr(every, NetContext::Constant, diagnostics)

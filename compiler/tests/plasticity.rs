@@ -720,3 +720,291 @@ fn dendritic_delay_delays_the_delivery() {
         assert_eq!(g, expected, "after {run_ms} ms");
     }
 }
+
+// ------------------------------------------------------------ three-factor and homeostatic rules
+
+/// The pair model with a reward source `R` (spike table `reward.npy`) driving a `Modulator`
+/// population `DA` whose level the plastic synapse reads as `d = mean(DA, level)`.
+fn reward_model(synapse: &str, jump: f64, tau_d_ms: f64, seconds: f64) -> String {
+    format!(
+        r#"import stdlib.plasticity.reward
+import stdlib.neurons.modulator
+import stdlib.synapses.static
+{TRIGGER}
+network Reward {{
+    dt = 0.1 ms
+    Pre = spikes[1] from "pre.npy"
+    Drive = spikes[1] from "drive.npy"
+    R = spikes[1] from "reward.npy"
+    Post = Trigger[1]
+    DA = Modulator[1] {{ tau = {tau_d_ms} ms }}
+    Drive -> Post : Static {{ w = 1, target = v }} connect one_to_one
+    Pre -> Post : {synapse} connect one_to_one
+    R -> DA : Static {{ w = {jump}, target = level }}
+    run {seconds} s
+}}
+"#
+    )
+}
+
+/// Reward-modulated STDP (Izhikevich 2007): a pair at lag +10 ms sets the eligibility to
+/// `c0 = dA_pre·e^{-10/20}`, which then decays with `tau_c`; a reward event at step `m`
+/// makes the dopamine level `J·e^{-(k-m)·dt/tau_d}` after step `k >= m`, which the synapses
+/// read in step `k + 1`; `on step` of step `k` adds `eta·c((k+1)·dt)·d_k·dt`. The expected
+/// weight is that sum, written out; a run without reward leaves the weight unchanged (the
+/// STDP went into `c` only).
+#[test]
+fn reward_stdp_integrates_eligibility_times_dopamine() {
+    let (w0, dpre, tau, tau_c, eta, jump, tau_d) = (0.5, 0.01, 0.020, 1.0, 2.0, 0.5, 0.2);
+    for (reward_s, seconds) in [(Some(0.75), 2.0), (None, 2.0)] {
+        let dir = scratch(&format!("reward-{reward_s:?}"));
+        let (pre, drive, times) = pairings(&[10.0]);
+        spikes_file(&dir.join("pre.npy"), &pre);
+        spikes_file(&dir.join("drive.npy"), &drive);
+        spikes_file(
+            &dir.join("reward.npy"),
+            &reward_s.map(|t| vec![(t, 0)]).unwrap_or_default(),
+        );
+        let synapse = format!(
+            "RewardStdp {{ w = {w0}, w_max = 1, dA_pre = {dpre}, dA_post = -0.0105, tau_c = 1 s, eta = {eta} Hz, d = mean(DA, level), target = g }}"
+        );
+        std::fs::write(
+            dir.join("model.snn"),
+            reward_model(&synapse, jump, tau_d * 1e3, seconds),
+        )
+        .unwrap();
+        let w = run_both(&dir, 1, "w")[0];
+        let (t_pre, t_post) = times[0];
+        let c0 = dpre * (-(t_post - t_pre) / tau).exp();
+        let mut expected = w0;
+        if let Some(t_r) = reward_s {
+            let m = (t_r / DT).round() as i64;
+            let steps = (seconds / DT).round() as i64;
+            let q = (t_post / DT).round() as i64 - 1; // the step whose on post runs at t_post
+            for k in (m + 1).max(q)..steps {
+                let t = (k + 1) as f64 * DT;
+                let c = c0 * (-(t - t_post) / tau_c).exp();
+                let d = jump * (-((k - 1 - m) as f64) * DT / tau_d).exp();
+                expected += eta * c * d * DT;
+            }
+            // The continuous-time value, `∫ c·d dt`, differs from the per-step sum by O(dt/tau):
+            // a check that the sum is the rule, not an accident of the discretisation.
+            let tau_cd = 1.0 / (1.0 / tau_c + 1.0 / tau_d);
+            let continuous = w0 + eta * c0 * (-(t_r - t_post) / tau_c).exp() * jump * tau_cd;
+            assert!(((expected - continuous) / (continuous - w0)).abs() < 2e-3);
+        }
+        // About 12 000 products of numbers of order 1e-3 summed in step order, with the
+        // dopamine decay computed by the compiled propagator (within an ulp of `exp`) instead
+        // of `exp`: rounding of order 1e-16 per term, 1e-12 of the change at most.
+        assert!(
+            (w - expected).abs() <= 1e-12 + 1e-9 * (expected - w0).abs(),
+            "reward at {reward_s:?}: w = {w}, expected {expected}"
+        );
+        if reward_s.is_some() {
+            assert!(w - w0 > 1e-4, "the reward must potentiate: {w}");
+        } else {
+            assert_eq!(w, w0);
+        }
+    }
+}
+
+/// Synaptic scaling: between postsynaptic spikes `w` grows as `e^{beta·r_target·t}`, each
+/// postsynaptic spike multiplies it by `e^{-beta}`; the stored weight after the last spike at
+/// `t_N` (of `N`) is `w0·e^{beta·(r_target·t_N - N)}`, whatever the presynaptic spikes.
+#[test]
+fn synaptic_scaling_is_exact_between_postsynaptic_spikes() {
+    let post: Vec<f64> = (0..12).map(|n| 0.1 + 0.07 * n as f64).collect();
+    let drive: Vec<(f64, u32)> = post.iter().map(|t| (t - 2.0 * DT, 0)).collect();
+    let pre: Vec<(f64, u32)> = (0..5).map(|n| (0.05 + 0.2 * n as f64, 0)).collect();
+    let dir = setup(
+        "scaling",
+        "import stdlib.plasticity.homeostatic",
+        "SynapticScaling { w = 0.5, r_target = 5 Hz, beta = 0.02, target = g }",
+        &pre,
+        &drive,
+        2,
+    );
+    let w = run_both(&dir, 1, "w")[0];
+    let t_n = *post.last().unwrap();
+    let expected = 0.5 * (0.02 * (5.0 * t_n - post.len() as f64)).exp();
+    // Twelve exact decays and multiplications of a number of order 1: a few ulps.
+    assert!((w - expected).abs() < 1e-14, "w = {w}, expected {expected}");
+    // Twelve spikes in 0.87 s is above 5 Hz: the weights were scaled down.
+    assert!(w < 0.5);
+}
+
+/// The rate-based rules: `dw/dt = ±eta·x_pre·x_post/tau²` with unit-increment traces, whose
+/// integral between events is exact; the expected change integrates the traces' product in
+/// closed form between every pair of consecutive events (either side), up to the last event.
+#[test]
+fn rate_hebbian_rules_integrate_the_product_of_rates() {
+    let pre_times = [0.10, 0.13, 0.16, 0.40, 0.41, 0.70];
+    let post_times = [0.12, 0.15, 0.30, 0.405, 0.9];
+    let (eta, tau) = (0.002, 0.1);
+    // Events in time order; the product x_pre·x_post decays at 2/tau between them.
+    let mut events: Vec<(f64, bool)> = pre_times
+        .iter()
+        .map(|&t| (t, true))
+        .chain(post_times.iter().map(|&t| (t, false)))
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut x_pre, mut x_post, mut last, mut integral) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for &(t, is_pre) in &events {
+        let gap = t - last;
+        integral += x_pre * x_post * tau / 2.0 * (1.0 - (-2.0 * gap / tau).exp());
+        x_pre *= (-gap / tau).exp();
+        x_post *= (-gap / tau).exp();
+        if is_pre {
+            x_pre += 1.0;
+        } else {
+            x_post += 1.0;
+        }
+        last = t;
+    }
+    let change = eta * integral / (tau * tau);
+    assert!(
+        change > 1e-3,
+        "the test pattern must produce a visible change"
+    );
+    let pre: Vec<(f64, u32)> = pre_times.iter().map(|&t| (t, 0)).collect();
+    let drive: Vec<(f64, u32)> = post_times.iter().map(|t| (t - 2.0 * DT, 0)).collect();
+    for (model, sign) in [("RateHebbian", 1.0), ("RateAntiHebbian", -1.0)] {
+        let dir = setup(
+            model,
+            "import stdlib.plasticity.rate",
+            &format!("{model} {{ w = 0.5, w_max = 1, eta = {eta} s, tau = 100 ms, target = g }}"),
+            &pre,
+            &drive,
+            1,
+        );
+        let w = run_both(&dir, 1, "w")[0];
+        let expected = 0.5 + sign * change;
+        // Event times are whole steps (exact to ~1e-16 s); eleven exponentials and sums of
+        // order 1: a few ulps of 0.5.
+        assert!(
+            (w - expected).abs() < 1e-13,
+            "{model}: w = {w}, expected {expected}"
+        );
+    }
+}
+
+/// What `snnc run` refuses about population-level values, each at its line: a static synapse
+/// (whose values are computed once) set from a reduction, a bound value that also differs
+/// between synapses, and a reduction of a parameter folded into the kernel (not stored).
+#[test]
+fn population_level_values_are_refused_where_they_cannot_be_read() {
+    let network = |projection: &str, input: &str| {
+        format!(
+            r#"import stdlib.neurons.lif
+import stdlib.neurons.modulator
+import stdlib.synapses.static
+import stdlib.plasticity.reward
+network Bad {{
+    E = iaf_psc_delta[10]
+    DA = Modulator[1]
+    {projection}
+    {input}
+    run 1 ms
+}}
+"#
+        )
+    };
+    for (name, source, expected) in [
+        (
+            "static",
+            network(
+                "E -> E : Static { w = 1 mV * mean(DA, level), target = V_m }",
+                "",
+            ),
+            "`Static` is a static synapse: its values are computed once, so `w` cannot follow a population-level value",
+        ),
+        (
+            "per-synapse",
+            network(
+                "E -> E : RewardStdp { w = 1 mV, w_max = 2 mV, dA_pre = 0.1 mV, dA_post = -0.1 mV, d = mean(DA, level) * i, target = V_m }",
+                "",
+            ),
+            "`RewardStdp.d` is set to a population-level value, which is one value for the whole projection",
+        ),
+        (
+            "folded",
+            network("", "input DA.baseline = mean(E, tau_m) / 1 ms"),
+            "cannot compute `mean(E, tau_m)`: `E.tau_m` is one constant for the whole population",
+        ),
+    ] {
+        let errors = lowering_errors(&format!("population-{name}"), &source);
+        assert!(errors.contains(expected), "{name}: {errors}");
+        assert!(errors.contains("model.snn:"), "{name}: no line: {errors}");
+    }
+}
+
+/// `on step` over every synapse of a 2 × 2 projection, reading the traces of each synapse's
+/// own presynaptic and postsynaptic neuron (gathered through per-synapse indices): after `K`
+/// steps `w(i, j) = Σ_k dt·(x_pre_i((k+1)·dt) + 2·x_post_j((k+1)·dt))`, each trace
+/// `e^{-(t - t_spike)/tau}` from its spike's event time on. The step pass of step `k` runs
+/// after its event passes, at `(k + 1)·dt`: a postsynaptic spike of step `k` (event time
+/// `(k + 1)·dt`) is seen at full height, a spike-source event at `m·dt` (handled in step `m`)
+/// first at `(m + 1)·dt`, one step decayed.
+#[test]
+fn on_step_reads_each_synapses_own_traces_every_step() {
+    let dir = scratch("on-step");
+    // Presynaptic neuron 0 at 10 ms, neuron 1 at 25 ms; postsynaptic neuron 0 spikes at 30 ms.
+    spikes_file(&dir.join("pre.npy"), &[(0.010, 0), (0.025, 1)]);
+    spikes_file(&dir.join("drive.npy"), &[(0.030 - 2.0 * DT, 0)]);
+    let model = format!(
+        r#"import stdlib.synapses.static
+{TRIGGER}
+synapse StepReads {{
+    state w: s = 0 s
+    shared param tau: ms = 10 ms
+    pre state x_pre: 1 = 0
+    post state x_post: 1 = 0
+    dx_pre/dt = -x_pre / tau
+    dx_post/dt = -x_post / tau
+    target g
+    on pre {{ x_pre += 1 }}
+    on post {{ x_post += 1 }}
+    on step {{ w += (x_pre + 2 * x_post) * dt }}
+}}
+network Step {{
+    dt = 0.1 ms
+    Pre = spikes[2] from "pre.npy"
+    Drive = spikes[2] from "drive.npy"
+    Post = Trigger[2]
+    Drive -> Post : Static {{ w = 1, target = v }} connect one_to_one
+    Pre -> Post : StepReads {{ target = g }}
+    run 50 ms
+}}
+"#
+    );
+    std::fs::write(dir.join("model.snn"), model).unwrap();
+    let w = run_both(&dir, 1, "w");
+    let (tau, steps) = (0.010, 500i64);
+    // The sum of a trace from its event at `t_event` over the ends of steps 0..steps.
+    let trace_sum = |t_event: Option<f64>, same_step: bool| -> f64 {
+        let Some(t_event) = t_event else { return 0.0 };
+        (0..steps)
+            .map(|k| (k + 1) as f64 * DT)
+            .filter(|t| {
+                if same_step {
+                    *t >= t_event - 1e-12
+                } else {
+                    *t > t_event + 1e-12
+                }
+            })
+            .map(|t| (-(t - t_event) / tau).exp() * DT)
+            .sum()
+    };
+    let pre_events = [Some(0.010), Some(0.025)];
+    let post_events = [Some(0.030), None];
+    // all_to_all storage: row of source i, targets in order.
+    for (s, &value) in w.iter().enumerate() {
+        let (i, j) = (s / 2, s % 2);
+        let expected = trace_sum(pre_events[i], false) + 2.0 * trace_sum(post_events[j], true);
+        // About 400 terms of order 1e-4 summed in step order: rounding of order 1e-18.
+        assert!(
+            (value - expected).abs() < 1e-15,
+            "synapse ({i}, {j}): w = {value}, expected {expected}"
+        );
+    }
+}

@@ -301,6 +301,13 @@ impl Model {
                 .iter()
                 .map(|s| s.spikes.clone())
                 .collect(),
+            reductions: self
+                .network
+                .reductions
+                .reductions
+                .iter()
+                .map(|r| r.value.to_bits())
+                .collect(),
         }
     }
 
@@ -356,6 +363,13 @@ impl Model {
         for (source, spikes) in self.network.sources.iter_mut().zip(&state.sources) {
             source.spikes = spikes.clone();
         }
+        let reductions = &mut self.network.reductions.reductions;
+        if state.reductions.len() != reductions.len() {
+            return Err(shape("different numbers of population-level values"));
+        }
+        for (reduction, &bits) in reductions.iter_mut().zip(&state.reductions) {
+            reduction.value = f64::from_bits(bits);
+        }
         self.network.step = state.step;
         Ok(())
     }
@@ -385,6 +399,9 @@ pub struct State {
     pub rings: Vec<Vec<(u16, u32, u64)>>,
     /// Per spike source, its events (step, index), injected ones included.
     pub sources: Vec<Vec<(u64, u32)>>,
+    /// The bits of each population-level value (sum, mean, count, rate) of the last step.
+    #[serde(default)]
+    pub reductions: Vec<u64>,
 }
 
 impl State {

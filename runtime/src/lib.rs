@@ -15,6 +15,7 @@ pub mod npy;
 pub mod parallel;
 pub mod plasticity;
 pub mod record;
+pub mod reductions;
 pub mod report;
 pub mod rng;
 pub mod schedule;

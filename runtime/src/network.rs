@@ -166,7 +166,7 @@ impl Population {
 }
 
 /// Where a projection's spikes come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Node {
     /// An index into [`Network::populations`].
     Population(usize),
@@ -508,6 +508,8 @@ pub struct Network {
     pub projections: Vec<Projection>,
     pub inputs: Vec<TimedInput>,
     pub recording: Option<Recording>,
+    /// Population-level variables (`reductions.rs`), computed by the scheduler every step.
+    pub reductions: crate::reductions::Reductions,
     /// Steps completed so far; the next step to run. Rings and inputs are tied to it.
     pub step: u64,
 }
@@ -528,6 +530,7 @@ impl Network {
             projections: Vec::new(),
             inputs: Vec::new(),
             recording: None,
+            reductions: Default::default(),
             step: 0,
         })
     }
@@ -744,6 +747,8 @@ impl Network {
         for input in &self.inputs {
             input.check_against(&self.populations)?;
         }
+        self.reductions
+            .validate(&self.populations, self.sources.len(), &self.projections)?;
         if let Some(recording) = &self.recording {
             for m in &recording.spikes {
                 self.node_size(m.node)?;

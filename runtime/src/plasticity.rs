@@ -23,6 +23,9 @@
 //! 3. [`Pass::PostSynapses`]: for each postsynaptic spike of step `k`, in emission order, one call
 //!    over the synapses that target the neuron (through the post-to-synapse index).
 //! 4. [`Pass::PostNeurons`]: one call over the spiking postsynaptic neurons: `post` state.
+//! 5. [`Pass::Step`] (`on step`): one call over every synapse of the projection, at
+//!    `t = (k + 1)·dt`, whether or not anything spiked. It writes per-synapse state only and
+//!    reads `pre`/`post` state through per-synapse index arrays (gathers).
 //!
 //! So `on pre` effects of a step precede its `on post` effects (Brian2's order), and per-
 //! neuron state is written only in the per-neuron passes. A synapse pass writes only the state
@@ -61,6 +64,10 @@ pub enum Space {
     Pre,
     /// One per postsynaptic neuron.
     Post,
+    /// One value for the whole projection that the synapse reads but never writes: a
+    /// parameter bound to a population-level reduction (`reductions.rs`), refreshed by the
+    /// scheduler before each step's handlers run.
+    Global,
 }
 
 /// The handler passes of a step, in the order they run.
@@ -70,24 +77,30 @@ pub enum Pass {
     PreNeurons = 1,
     PostSynapses = 2,
     PostNeurons = 3,
+    /// `on step`: once per step, after the event passes, over every synapse.
+    Step = 4,
 }
 
 impl Pass {
-    pub const ALL: [Pass; 4] = [
+    pub const ALL: [Pass; 5] = [
         Pass::PreSynapses,
         Pass::PreNeurons,
         Pass::PostSynapses,
         Pass::PostNeurons,
+        Pass::Step,
     ];
 
     /// Whether a handler of this pass addresses an array of `space` as one value per call
     /// (the lowering compiles it so: presynaptic arrays in the presynaptic synapse pass,
     /// postsynaptic ones in the postsynaptic synapse pass); the runtime then passes a pointer
-    /// offset to the event's neuron. Every other array is element-addressed or gathered.
+    /// offset to the event's neuron. A `Global` array (one value) is scalar in every pass,
+    /// at offset 0. Every other array is element-addressed or gathered.
     fn is_scalar(self, space: Space) -> bool {
         matches!(
             (self, space),
-            (Pass::PreSynapses, Space::Pre) | (Pass::PostSynapses, Space::Post)
+            (Pass::PreSynapses, Space::Pre)
+                | (Pass::PostSynapses, Space::Post)
+                | (_, Space::Global)
         )
     }
 }
@@ -195,7 +208,7 @@ impl HandlerKernel for NativeHandler {
 pub struct ProjectionHandlers<'k> {
     /// The projection's index in the network.
     pub projection: usize,
-    pub passes: [Option<Box<dyn HandlerKernel + 'k>>; 4],
+    pub passes: [Option<Box<dyn HandlerKernel + 'k>>; 5],
 }
 
 /// The plastic state of one projection.
@@ -222,6 +235,9 @@ pub struct Plasticity {
     post_start: Vec<u64>,
     post_synapse: Vec<u32>,
     post_source: Vec<u32>,
+    /// Per synapse, its presynaptic neuron (for `on step`, which gathers `pre` state through
+    /// it); built at the first step that needs it.
+    synapse_source: Vec<u32>,
     offsets: Vec<usize>,
 }
 
@@ -249,6 +265,7 @@ impl Plasticity {
                 Space::Synapse => n_synapses as usize,
                 Space::Pre => connectivity.n_pre() as usize,
                 Space::Post => connectivity.n_post() as usize,
+                Space::Global => 1,
             };
             if array.values.len() != expected {
                 return Err(RuntimeError::invalid(
@@ -278,6 +295,7 @@ impl Plasticity {
             post_start: index.col_start.clone(),
             post_synapse,
             post_source: index.source.clone(),
+            synapse_source: Vec::new(),
         })
     }
 
@@ -294,11 +312,25 @@ impl Plasticity {
 
     fn set_offsets(&mut self, pass: Pass, neuron: usize) {
         for (offset, array) in self.offsets.iter_mut().zip(&self.arrays) {
-            *offset = if pass.is_scalar(array.space) {
+            *offset = if pass.is_scalar(array.space) && array.space != Space::Global {
                 neuron
             } else {
                 0
             };
+        }
+    }
+
+    /// Sets the projection-wide array `array` (a [`Space::Global`] one) to `value`.
+    pub fn set_global(&mut self, array: usize, value: f64) -> Result<(), RuntimeError> {
+        match self.arrays.get_mut(array) {
+            Some(a) if a.space == Space::Global => {
+                a.values[0] = value;
+                Ok(())
+            }
+            _ => Err(RuntimeError::invalid(
+                "plastic projection",
+                format!("array #{array} is not a projection-wide value"),
+            )),
         }
     }
 
@@ -412,6 +444,24 @@ impl Plasticity {
                         t: t_post,
                     })?;
                 }
+            }
+            if let Some(kernel) = handlers.passes[Pass::Step as usize].as_deref_mut() {
+                let n_synapses = connectivity.targets().len();
+                if self.synapse_source.len() != n_synapses {
+                    self.synapse_source = (0..connectivity.n_pre())
+                        .flat_map(|i| connectivity.row_range(i).map(move |_| i))
+                        .collect();
+                }
+                self.set_offsets(Pass::Step, 0);
+                kernel.run(HandlerCall {
+                    arrays: &mut self.arrays,
+                    offsets: &self.offsets,
+                    gathers: [connectivity.targets(), &self.synapse_source],
+                    start: 0,
+                    end: n_synapses,
+                    step: k,
+                    t: (k + 1) as f64 * dt,
+                })?;
             }
             Ok(())
         })();
@@ -750,11 +800,16 @@ mod tests {
         assert_eq!(events, 3);
         let log = log.borrow();
         let order: Vec<Pass> = log.iter().map(|c| c.0).collect();
-        assert_eq!(order, vec![Pass::PreSynapses, Pass::PreNeurons]);
+        assert_eq!(order, vec![Pass::PreSynapses, Pass::PreNeurons, Pass::Step]);
         // Row of source 1 (synapses 3..6), at the spike's time plus the delay: (0 + 1 + 2)·dt,
         // with the presynaptic array offset to source 1.
         assert_eq!((log[0].1, log[0].2, log[0].3), (3, 6, 1.5));
         assert_eq!(log[0].4, vec![0, 0, 1]);
+        // `on step`: every synapse, at the end of the step, nothing offset.
+        assert_eq!((log[2].1, log[2].2, log[2].3), (0, 6, 1.5));
+        assert_eq!(log[2].4, vec![0, 0, 0]);
+        // It gathers `pre` state through each synapse's source (CSR rows of sources 0 and 1).
+        assert_eq!(plastic.synapse_source, vec![0, 0, 0, 1, 1, 1]);
         // The port increments went into the ring's current slot and the scratch is clear.
         assert_eq!(ring.current(), &[1.0, 1.0, 1.0]);
         assert_eq!(plastic.array("port").unwrap().values, vec![0.0; 3]);

@@ -470,7 +470,8 @@ struct StepShared<'a> {
     /// decides whether thread 0 has work after a step (see [`Self::serial_after`]).
     has_inputs: bool,
     trace_intervals: Vec<u64>,
-    /// Whether some projection is plastic: thread 0 steps those after every step.
+    /// Whether some projection is plastic, or the network has reductions: thread 0 steps
+    /// those after every step.
     has_plastic: bool,
 }
 
@@ -597,6 +598,7 @@ fn step_loop(
         projections,
         inputs,
         recording,
+        reductions,
         step,
         ..
     } = network;
@@ -640,9 +642,13 @@ fn step_loop(
     });
     let sizes = populations.iter().map(|p| p.size).collect();
     let natives: Vec<Option<NativeFunction>> = kernels.iter().map(|k| k.native()).collect();
-    let population_ptrs: Vec<Shared<Population>> = populations
-        .iter_mut()
-        .map(|p| Shared(p as *mut Population))
+    // Every population pointer derives from one base pointer, so the whole slice can be
+    // viewed at once (the reductions read it) without invalidating the others.
+    let populations_base = populations.as_mut_ptr();
+    let n_populations = populations.len();
+    // SAFETY: `i < len`, within the vector's allocation.
+    let population_ptrs: Vec<Shared<Population>> = (0..n_populations)
+        .map(|i| Shared(unsafe { populations_base.add(i) }))
         .collect();
     let array_tables = population_ptrs
         .iter()
@@ -670,8 +676,36 @@ fn step_loop(
         barrier_after_delivery: natives.iter().any(Option::is_none),
         projections: views,
         has_inputs: !inputs.is_empty(),
-        has_plastic: !plastic.is_empty(),
+        has_plastic: !plastic.is_empty() || !reductions.is_empty(),
         trace_intervals,
+    };
+    let source_sizes: Vec<usize> = sources.iter().map(|s| s.size).collect();
+    let population_sizes: Vec<usize> = shared.sizes.clone();
+    let node_size = move |node: Node| match node {
+        Node::Population(p) => population_sizes[p],
+        Node::Source(s) => source_sizes[s],
+    };
+    // Population-level variables (`reductions.rs`): computed by thread 0 alone while the
+    // others wait, in a fixed order, then copied to the arrays that kernels and handlers read.
+    let mut update_reductions = |k: Option<u64>| -> Result<(), RuntimeError> {
+        if reductions.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: called only before the threads start or in phase 3, when the other threads
+        // wait at the barrier; no other reference to the populations or projections is live.
+        let (populations, projections) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(populations_base, n_populations),
+                std::slice::from_raw_parts_mut(projections_ptr.0, n_projections),
+            )
+        };
+        let spike_count = |node: Node| match k {
+            // SAFETY: phase 3, in which no spikes are written.
+            Some(k) => unsafe { shared.spikes_of(node, k) }.map(<[u32]>::len).sum(),
+            None => 0,
+        };
+        reductions.compute(populations, &spike_count, &node_size, shared.dt);
+        reductions.broadcast(populations, projections)
     };
 
     // Thread 0's serial work: the interpreted kernels, the sources, recording, inputs.
@@ -683,6 +717,10 @@ fn step_loop(
     let mut serial = |phase: Phase, k: u64, stats: &mut RunStats| -> Result<(), RuntimeError> {
         match phase {
             Phase::Start => {
+                // A run that continues an earlier one keeps the values of its last step.
+                if k == 0 {
+                    update_reductions(None)?;
+                }
                 for input in inputs.iter() {
                     // SAFETY: the other threads have not started stepping yet.
                     input.apply(unsafe { &mut *shared.population(input.population) }, k)?;
@@ -824,6 +862,8 @@ fn step_loop(
                         }
                     }
                 }
+                // The population-level variables every reader of step k + 1 sees.
+                update_reductions(Some(k))?;
                 if k + 1 < shared.first_step + shared.steps {
                     for input in inputs.iter() {
                         // SAFETY: phase 3: the other threads wait at the barrier.

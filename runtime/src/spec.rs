@@ -28,7 +28,7 @@ use crate::inputs::TimedInput;
 use crate::network::{Network, Node, PopulationPlan, ProjectionPlan};
 use crate::npy;
 use crate::plasticity::{
-    HandlerKernel, NativeHandler, PlasticArray, Plasticity, ProjectionHandlers, Space,
+    HandlerKernel, NativeHandler, Pass, PlasticArray, Plasticity, ProjectionHandlers, Space,
 };
 use crate::record::{OutputFormat, TraceDtype};
 use crate::rng::Stream;
@@ -61,6 +61,9 @@ pub struct NetworkSpec {
     pub records: Vec<RecordSpec>,
     /// The data files the network reads, with their contents.
     pub files: Vec<DataFile>,
+    /// Population-level variables (sums, means, counts, rates) and who reads them.
+    #[serde(default)]
+    pub reductions: crate::reductions::Reductions,
 }
 
 /// What a kernel of the table is, for messages and for checking a table against the spec.
@@ -185,7 +188,7 @@ pub struct PlasticitySpec {
     /// The array a connection file's weight column sets.
     pub weight: Option<u32>,
     /// One handler kernel per pass (`Pass as usize`).
-    pub handlers: [Option<KernelRef>; 4],
+    pub handlers: [Option<KernelRef>; Pass::ALL.len()],
 }
 
 /// A projection.
@@ -554,7 +557,8 @@ pub fn projection_handlers<'a>(
         .enumerate()
         .filter_map(|(index, projection)| {
             let plastic = projection.plasticity.as_ref()?;
-            let mut passes: [Option<Box<dyn HandlerKernel + 'a>>; 4] = Default::default();
+            let mut passes: [Option<Box<dyn HandlerKernel + 'a>>; Pass::ALL.len()] =
+                Default::default();
             for (pass, handler) in plastic.handlers.iter().enumerate() {
                 if let Some(k) = handler {
                     passes[pass] = Some(table.handler(k.kernel, seed, k.stream));
@@ -637,6 +641,7 @@ pub fn build(
             .add_projection(built)
             .map_err(|e| BuildError::at(projection.site, e))?;
     }
+    network.reductions = spec.reductions.clone();
     for input in &spec.inputs {
         let at = |e| BuildError::at(input.site, e);
         let pop = &spec.populations[input.population];
@@ -936,6 +941,7 @@ fn attach_plasticity(
             Space::Synapse => conn.n_synapses() as usize,
             Space::Pre => n_pre,
             Space::Post => n_post,
+            Space::Global => 1,
         };
         let values = match (file_weights, &array.init) {
             (Some(w), _) if plastic.weight == Some(a as u32) => w.to_vec(),
@@ -1180,6 +1186,7 @@ mod tests {
             projections: vec![],
             inputs: vec![],
             records: vec![],
+            reductions: Default::default(),
             files: vec![DataFile {
                 path: "a.npy".into(),
                 bytes: vec![0, 1, 254, 255, 16],

@@ -43,6 +43,12 @@ enum Place {
 /// Names visible in an expression and their types.
 trait Scope {
     fn lookup(&self, name: &str) -> Option<Ty>;
+
+    /// The type of a reduction call (`mean(P, x)`, ...), where the scope allows them; `None`
+    /// elsewhere (resolve reported it).
+    fn reduction(&self, _call: &ast::Expr) -> Option<Ty> {
+        None
+    }
 }
 
 /// The target port of a synapse model and its dimension (generic when declared without a
@@ -423,6 +429,9 @@ fn infer(
             Ty::Bool
         }
         ExprKind::Binary(op, a, b) => infer_binary(scope, *op, a, b, place, diagnostics),
+        ExprKind::Call { function, .. } if crate::reductions::is_reduction(&function.name) => {
+            scope.reduction(expr).unwrap_or(Ty::Error)
+        }
         ExprKind::Call { function, args } => {
             infer_call(scope, function, args, expr, place, diagnostics)
         }
@@ -812,11 +821,18 @@ fn infer_call(
 
 // ------------------------------------------------------------------ networks
 
-struct NetScope {
+struct NetScope<'p, 'a> {
     context: NetContext,
+    /// The network's populations, where reductions over them may be read.
+    populations: Option<&'p std::collections::BTreeMap<&'a str, resolve::PopulationInfo<'a>>>,
 }
 
-impl Scope for NetScope {
+impl Scope for NetScope<'_, '_> {
+    fn reduction(&self, call: &ast::Expr) -> Option<Ty> {
+        let pops = self.populations?;
+        crate::reductions::dim_of(call, pops, &declared_dim).map(Ty::Quantity)
+    }
+
     fn lookup(&self, name: &str) -> Option<Ty> {
         if resolve::context_names(self.context).contains(&name) {
             return Some(match name {
@@ -830,7 +846,29 @@ impl Scope for NetScope {
 
 fn infer_net(expr: &ast::Expr, context: NetContext, diagnostics: &mut Vec<Diagnostic>) -> Ty {
     infer(
-        &NetScope { context },
+        &NetScope {
+            context,
+            populations: None,
+        },
+        expr,
+        Place::Network(context),
+        diagnostics,
+    )
+}
+
+/// As [`infer_net`], where reductions over `populations` may be read (inputs, synapse
+/// parameters).
+fn infer_net_reading(
+    expr: &ast::Expr,
+    context: NetContext,
+    populations: &std::collections::BTreeMap<&str, resolve::PopulationInfo<'_>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Ty {
+    infer(
+        &NetScope {
+            context,
+            populations: Some(populations),
+        },
         expr,
         Place::Network(context),
         diagnostics,
@@ -956,7 +994,7 @@ fn check_network(resolved: &Resolved, network: &ast::Network, diagnostics: &mut 
                 let dim = model.and_then(|m| var_dim(m, &input.variable.name, diagnostics));
                 match &input.source {
                     ast::InputSource::Expr(expr) | ast::InputSource::Add(expr) => {
-                        let found = infer_net(expr, NetContext::Input, diagnostics);
+                        let found = infer_net_reading(expr, NetContext::Input, &pops, diagnostics);
                         if let Some(dim) = dim {
                             expect_dim(
                                 found,
@@ -1115,7 +1153,7 @@ fn check_projection(
                 Some(port) => Dim::si(dim.bind(port)),
                 None => dim,
             };
-            let found = infer_net(&init.value, NetContext::Synapse, diagnostics);
+            let found = infer_net_reading(&init.value, NetContext::Synapse, pops, diagnostics);
             if dim.port != 0 {
                 // The port is unbound (an error reported elsewhere), so the unit is unknown.
                 continue;

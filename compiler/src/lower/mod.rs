@@ -9,4 +9,5 @@
 pub mod adaptive;
 pub mod odes;
 pub mod plasticity;
+pub mod population;
 pub mod program;

@@ -51,7 +51,10 @@ pub struct PlasticityIr {
     /// connection file sets and `record weights` / `save weights` name.
     pub weight: Option<VarId>,
     /// One kernel per pass, indexed by `Pass as usize`; `None` where the pass does nothing.
-    pub kernels: [Option<Kernel>; 4],
+    pub kernels: [Option<Kernel>; 5],
+    /// The reductions the handlers read, each with the projection-wide (`Space::Global`)
+    /// array the runtime copies its value into every step.
+    pub reductions: Vec<(crate::reductions::ReductionIr, VarId)>,
 }
 
 /// A lazily integrated variable: `dx/dt = a + b·x`, last brought up to date at `last`.
@@ -65,6 +68,10 @@ struct Lazy {
 /// What a pass is: which spaces it reads, which one it stores, how it addresses each.
 fn access(pass: Pass, space: Space) -> Access {
     match (pass, space) {
+        (_, Space::Global) => Access::Scalar,
+        (Pass::Step, Space::Synapse) => Access::Element,
+        (Pass::Step, Space::Post) => Access::Gather(0),
+        (Pass::Step, Space::Pre) => Access::Gather(1),
         (Pass::PreSynapses, Space::Synapse) => Access::Element,
         (Pass::PreSynapses, Space::Pre) => Access::Scalar,
         (Pass::PreSynapses, Space::Post) => Access::Gather(0),
@@ -77,20 +84,23 @@ fn access(pass: Pass, space: Space) -> Access {
 
 fn stores(pass: Pass) -> Space {
     match pass {
-        Pass::PreSynapses | Pass::PostSynapses => Space::Synapse,
+        Pass::PreSynapses | Pass::PostSynapses | Pass::Step => Space::Synapse,
         Pass::PreNeurons => Space::Pre,
         Pass::PostNeurons => Space::Post,
     }
 }
 
 fn reads(pass: Pass, space: Space) -> bool {
-    matches!(pass, Pass::PreSynapses | Pass::PostSynapses) || space == stores(pass)
+    matches!(pass, Pass::PreSynapses | Pass::PostSynapses | Pass::Step)
+        || space == stores(pass)
+        || space == Space::Global
 }
 
 fn event_of(pass: Pass) -> &'static str {
     match pass {
         Pass::PreSynapses | Pass::PreNeurons => "pre",
         Pass::PostSynapses | Pass::PostNeurons => "post",
+        Pass::Step => "step",
     }
 }
 
@@ -104,6 +114,7 @@ pub fn is_plastic(synapse: &ModelInfo) -> bool {
         Member::Ode(_) => true,
         Member::On { event, body, .. } => {
             event.name == "post"
+                || event.name == "step"
                 || body.stmts.iter().any(|s| match s {
                     ast::Stmt::Assign { target, op, .. } => {
                         Some(target.name.as_str()) != port
@@ -130,8 +141,29 @@ impl NetworkLowerer<'_> {
         let mut arrays: Vec<PlasticArrayIr> = Vec::new();
         let mut constants: HashMap<String, f64> = HashMap::new();
         let mut array_of: HashMap<String, VarId> = HashMap::new();
+        let mut bound: HashMap<String, ast::Expr> = HashMap::new();
+        let mut reductions: Vec<(crate::reductions::ReductionIr, VarId)> = Vec::new();
         for decl in &synapse.vars {
             let name = &decl.name.name;
+            let given = projection
+                .inits
+                .iter()
+                .rev()
+                .find(|i| i.name.name == *name)
+                .map(|i| &i.value);
+            if let Some(value) = given.filter(|v| crate::reductions::contains(v)) {
+                if let Some(rewritten) = self.bind_to_reductions(
+                    synapse,
+                    decl,
+                    value,
+                    &mut arrays,
+                    &mut array_of,
+                    &mut reductions,
+                ) {
+                    bound.insert(name.clone(), rewritten);
+                }
+                continue;
+            }
             let name_expr = ast::Expr::new(ExprKind::Name(decl.name.clone()), decl.name.span);
             let value = constant_if_possible(self.synapse_value(synapse, projection, &name_expr));
             let (unit, scale) = match &decl.unit.kind {
@@ -254,7 +286,7 @@ impl NetworkLowerer<'_> {
             (arrays.len() - 1) as VarId
         });
 
-        let mut kernels: [Option<Kernel>; 4] = Default::default();
+        let mut kernels: [Option<Kernel>; 5] = Default::default();
         for pass in Pass::ALL {
             let handler = synapse.ast.members.iter().find_map(|m| match m {
                 Member::On { event, body, .. } if event.name == event_of(pass) => Some(body),
@@ -271,6 +303,7 @@ impl NetworkLowerer<'_> {
                 port,
                 port_name: port_name.as_deref(),
                 dt: self.dt,
+                bound: &bound,
             };
             let kernel = self.handler_kernel(synapse, &context, body);
             if let Some(k) = kernel {
@@ -290,6 +323,7 @@ impl NetworkLowerer<'_> {
             port,
             weight,
             kernels,
+            reductions,
         })
     }
 
@@ -411,6 +445,7 @@ impl NetworkLowerer<'_> {
             "{} pass of `on {}`; integrated lazily (exactly, to the event time): {}",
             match cx.pass {
                 Pass::PreSynapses | Pass::PostSynapses => "per-synapse",
+                Pass::Step => "every-step, per-synapse",
                 Pass::PreNeurons => "per-presynaptic-neuron",
                 Pass::PostNeurons => "per-postsynaptic-neuron",
             },
@@ -586,6 +621,9 @@ struct HandlerContext<'a> {
     port: Option<VarId>,
     port_name: Option<&'a str>,
     dt: f64,
+    /// Parameters bound to population-level values, with their value (reductions replaced by
+    /// the names of their projection-wide arrays).
+    bound: &'a HashMap<String, ast::Expr>,
 }
 
 /// Names inside a handler: `t`, `dt`, the synapse's values, and its `let`s (inlined).
@@ -597,6 +635,14 @@ fn handler_env(n: &str, values: &HashMap<String, Expr>, cx: &HandlerContext<'_>)
     }
     if let Some(v) = values.get(n) {
         return Some(v.clone());
+    }
+    if let Some(bound) = cx.bound.get(n) {
+        let mut builder = Builder::default();
+        return Some(lower_expr(
+            bound,
+            &|m| handler_env(m, values, cx),
+            &mut builder,
+        ));
     }
     let let_expr = cx.lets.get(n)?;
     let mut builder = Builder::default();

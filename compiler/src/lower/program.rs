@@ -25,6 +25,8 @@ pub struct Program {
     pub projections: Vec<ProjectionIr>,
     pub records: Vec<RecordIr>,
     pub timed_inputs: Vec<TimedInputIr>,
+    /// Population-level values and who reads them (`lower/population.rs`).
+    pub reductions: Vec<super::population::ReductionReaderIr>,
     /// What lowering accepted but wants the user to know (settings not implemented yet).
     pub warnings: Vec<Diagnostic>,
 }
@@ -195,6 +197,11 @@ pub fn stream_of_plastic_init(projection: usize, array: usize) -> u32 {
 }
 /// The stream of a plastic projection's handler pass (`Pass as usize`).
 pub fn stream_of_handler(projection: usize, pass: usize) -> u32 {
+    // `on step` (pass 4) came after the four event passes; it has a range of its own so the
+    // streams of the others did not move.
+    if pass >= 4 {
+        return 0x6800_0000 + projection as u32;
+    }
     0x6000_0000 + (projection as u32) * 4 + pass as u32
 }
 
@@ -294,6 +301,7 @@ pub fn lower(
         overrides,
         diagnostics: Vec::new(),
         dt: 1e-4,
+        population_reads: Vec::new(),
     };
     let mut program = lowerer.lower();
     if lowerer.diagnostics.iter().any(Diagnostic::is_error) {
@@ -311,6 +319,8 @@ pub(super) struct NetworkLowerer<'a> {
     overrides: &'a Overrides,
     diagnostics: Vec<Diagnostic>,
     pub(super) dt: f64,
+    /// Reductions read by populations' inputs: (population name, internal array, reduction).
+    population_reads: Vec<(String, ir::VarId, crate::reductions::ReductionIr)>,
 }
 
 /// What a name means while lowering an expression.
@@ -489,6 +499,7 @@ impl NetworkLowerer<'_> {
             projections: Vec::new(),
             records: Vec::new(),
             timed_inputs: Vec::new(),
+            reductions: Vec::new(),
             warnings: Vec::new(),
         };
         let mut nodes: HashMap<&str, Node> = HashMap::new();
@@ -646,6 +657,14 @@ impl NetworkLowerer<'_> {
                 );
             }
         }
+        let reads = std::mem::take(&mut self.population_reads)
+            .into_iter()
+            .filter_map(|(name, var, r)| {
+                let p = program.populations.iter().position(|p| p.name == name)?;
+                Some((p, var, r))
+            })
+            .collect();
+        self.resolve_reductions(&mut program, reads);
         program
     }
 
@@ -925,12 +944,21 @@ impl NetworkLowerer<'_> {
                 Some(lower_expr(let_expr, &inner, &mut builder))
             }
         }
+        // Reductions an input reads come from internal arrays the runtime fills every step.
+        let reduction_arrays = super::population::input_arrays(inputs, &mut vars);
+        for (r, var) in &reduction_arrays {
+            self.population_reads
+                .push((name.to_string(), *var, r.clone()));
+        }
         let input_env = |n: &str| -> Option<Expr> {
             match n {
                 "t" => Some(Expr::Time),
                 "dt" => Some(Expr::c(dt)),
                 "i" => Some(Expr::Index),
-                _ => None,
+                _ => reduction_arrays
+                    .iter()
+                    .find(|(r, _)| r.key == n)
+                    .map(|(_, v)| Expr::Var(*v)),
             }
         };
         // Set inputs apply at the start of the step; additive inputs after integration.
@@ -951,6 +979,7 @@ impl NetworkLowerer<'_> {
             });
             match &input.source {
                 ast::InputSource::Expr(e) => {
+                    let e = &crate::reductions::replace_calls(e);
                     let mut value = lower_expr(e, &input_env, &mut builder);
                     if let Some(in_range) = &in_range {
                         value = Expr::select(in_range.clone(), value, Expr::Var(var));
@@ -958,6 +987,7 @@ impl NetworkLowerer<'_> {
                     body.push(Stmt::Store(var, value));
                 }
                 ast::InputSource::Add(e) => {
+                    let e = &crate::reductions::replace_calls(e);
                     let mut value = lower_expr(e, &input_env, &mut builder);
                     if let Some(in_range) = &in_range {
                         value = Expr::select(in_range.clone(), value, Expr::c(0.0));
@@ -1351,6 +1381,24 @@ impl NetworkLowerer<'_> {
             return;
         };
         let plastic = super::plasticity::is_plastic(synapse);
+        if let (false, Some(init)) = (
+            plastic,
+            projection
+                .inits
+                .iter()
+                .find(|i| crate::reductions::contains(&i.value)),
+        ) {
+            self.diagnostics.push(
+                Diagnostic::error(format!(
+                    "`{}` is a static synapse: its values are computed once, so `{}` cannot follow a population-level value",
+                    synapse.name(),
+                    init.name.name
+                ))
+                .primary(init.value.span, "changes every step")
+                .help("use a plastic synapse model (one with `state`, `on post` or `on step`) to read population-level values in its handlers"),
+            );
+            return;
+        }
         if !plastic && !self.synapse_supported(synapse, projection) {
             return;
         }
@@ -1886,6 +1934,10 @@ pub fn print(program: &Program) -> String {
                 out.push_str(&ir::print::kernel(kernel));
             }
         }
+    }
+    if !program.reductions.is_empty() {
+        out.push('\n');
+        out.push_str(&super::population::print(program));
     }
     out
 }
