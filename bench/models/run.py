@@ -4,11 +4,16 @@
 usage: bench/models/run.py [--neurons 100000] [--duration-ms 1000] [--models a,b] [--no-nest]
                            [--snnc PATH] [--out FILE]
 
+With --models, the models run in the order given. The results file is rewritten after every
+model, so an interrupted run keeps the rows it finished; each row notes the load average when
+its model started (the machine is shared: a load above the number of cores means the times
+include waiting for one).
+
 For each model, N unconnected neurons with the model's defaults (NEST's, where the model is a
 NEST one) are driven by a DC current I_e, the same in both simulators, chosen so that every
 neuron fires regularly (the amplitude of the NEST validation protocol, tests/nest/); the
 Poisson source fires at 10 Hz. Both run for the given duration at dt = 0.1 ms with nothing
-recorded but the spike count. snnc's time is the `run` figure of `snnc run` (the step loop;
+recorded but the spike count, both on one thread (`snnc run --threads 1`). snnc's time is the `run` figure of `snnc run` (the step loop;
 compilation is listed apart); NEST's is the wall time of `nest.Simulate` alone, with one
 thread (`local_num_threads = 1`), network construction excluded. The spike counts show that
 both did the same work. Neuron updates per second = N · steps / time.
@@ -96,7 +101,7 @@ def snnc_network(model, module, amplitude, n, duration_ms):
 
 
 def run_snnc(snnc, path, out):
-    r = sh([snnc, "run", path, "--out", out])
+    r = sh([snnc, "run", path, "--threads", "1", "--out", out])
     text = r.stdout + r.stderr
     loop = re.search(r"run ([\d.]+ (?:s|ms))", text)
     compile_ = re.search(r"compile ([\d.]+ (?:s|ms))", text)
@@ -127,15 +132,20 @@ def main():
     ap.add_argument("--snnc", default=os.path.join(ROOT, "target", "release", "snnc"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "models", "results.md"))
     args = ap.parse_args()
-    chosen = set(args.models.split(",")) if args.models else None
+    chosen = args.models.split(",") if args.models else None
+    known = {m[0]: m for m in MODELS}
+    if chosen:
+        unknown = [m for m in chosen if m not in known]
+        if unknown:
+            sys.exit(f"unknown models {unknown}; the models are {', '.join(known)}")
+    order = [known[m] for m in chosen] if chosen else MODELS
     n, duration = args.neurons, args.duration_ms
     steps = round(duration / 0.1)
     rows = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        for model, module, nest_model, amplitude, nest_amplitude in MODELS:
-            if chosen and model not in chosen:
-                continue
+        for model, module, nest_model, amplitude, nest_amplitude in order:
+            load_at_start = os.getloadavg()[0]
             path = os.path.join(tmp, f"{model}.snn")
             with open(path, "w") as f:
                 f.write(snnc_network(model, module, amplitude, n, duration))
@@ -144,10 +154,14 @@ def main():
             if nest_model and not args.no_nest:
                 t_nest, spikes_nest = run_nest(nest_model, n, duration, nest_amplitude)
             rows.append((model, nest_model, amplitude, t_compile, t_snnc, spikes_snnc, t_nest,
-                         spikes_nest))
+                         spikes_nest, load_at_start))
             print(f"{model}: snnc {fmt_time(t_snnc)} ({spikes_snnc} spikes)"
                   + (f", NEST {fmt_time(t_nest)} ({spikes_nest} spikes)" if t_nest else ""),
                   flush=True)
+            write_results(args, rows, n, duration, steps, load_before)
+
+
+def write_results(args, rows, n, duration, steps, load_before):
     load_after = os.getloadavg()
     cpu = "unknown CPU"
     try:
@@ -168,16 +182,16 @@ def main():
         f"- command: `bench/models/run.sh {' '.join(sys.argv[1:])}`".rstrip() + "",
         f"- {n:,} unconnected neurons per model, {duration:g} ms at dt = 0.1 ms ({steps} steps), "
         "DC drive I_e as listed (Poisson: 10 Hz); one run each.",
-        "- snnc: the `run` figure of `snnc run` (step loop and writing the spikes; JIT compile "
+        "- snnc: the `run` figure of `snnc run --threads 1` (step loop and writing the spikes; JIT compile "
         "apart); NEST: wall time of `nest.Simulate` with `local_num_threads = 1`.",
         "- updates/s = neurons · steps / time; ratio = snnc time / NEST time (below 1: snnc "
         "faster).",
         "",
-        "| model | NEST model | I_e | spikes snnc / NEST | snnc compile | snnc run | NEST run "
+        "| model | NEST model | I_e | load | spikes snnc / NEST | snnc compile | snnc run | NEST run "
         "| snnc updates/s | NEST updates/s | ratio snnc/NEST |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for model, nest_model, amplitude, t_compile, t_snnc, s_snnc, t_nest, s_nest in rows:
+    for model, nest_model, amplitude, t_compile, t_snnc, s_snnc, t_nest, s_nest, load in rows:
         ups = n * steps / t_snnc
         if t_nest:
             nest_cols = (f"{s_snnc:,} / {s_nest:,} | {fmt_time(t_compile) if t_compile else '?'} | "
@@ -187,7 +201,7 @@ def main():
             nest_cols = (f"{s_snnc:,} / — | {fmt_time(t_compile) if t_compile else '?'} | "
                          f"{fmt_time(t_snnc)} | — | {ups:.3g} | — | —")
         lines.append(f"| `{model}` | {('`' + nest_model + '`') if nest_model else '—'} | "
-                     f"{amplitude or '—'} | {nest_cols} |")
+                     f"{amplitude or '—'} | {load:.1f} | {nest_cols} |")
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

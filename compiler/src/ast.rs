@@ -86,6 +86,9 @@ pub enum Placement {
 pub enum VarKind {
     Param,
     State,
+    /// `input I_syn: pA` (neurons only): the sum of the continuous outputs of the kernel
+    /// synapses a projection binds to it; zero when nothing is bound.
+    Input,
 }
 
 /// `param tau_m: ms = 20 ms`, `pre state x: 1 = 0`, ...
@@ -134,10 +137,13 @@ pub enum Member {
     },
     /// `target g: nS`: the postsynaptic variable a synapse writes, bound at connect time.
     /// Without a unit (`target g`) the synapse is generic: the port takes the unit of whatever
-    /// variable a projection binds it to, and `[g]` names that unit.
+    /// variable a projection binds it to, and `[g]` names that unit. With a value
+    /// (`target I: pA = g * (E_rev - V_m)`) the synapse is a *kernel synapse*: the value is
+    /// its continuous output, added every step to the neuron `input` the projection binds.
     Target {
         name: Ident,
         unit: Option<UnitExpr>,
+        value: Option<Expr>,
         span: Span,
     },
     /// `on pre { ... }` / `on post { ... }`

@@ -261,6 +261,9 @@ pub struct ModelInfo {
     pub vars: Vec<ast::VarDecl>,
     pub lets: Vec<(ast::Ident, ast::Expr)>,
     pub target: Option<(ast::Ident, Option<ast::UnitExpr>)>,
+    /// The continuous output of a kernel synapse (`target I: pA = expr`): see
+    /// `lower/synapse_kernels.rs`.
+    pub output: Option<ast::Expr>,
     pub refractory: Option<Span>,
 }
 
@@ -569,6 +572,7 @@ fn build_model(module: usize, model: &ast::Model, diagnostics: &mut Vec<Diagnost
         vars: Vec::new(),
         lets: Vec::new(),
         target: None,
+        output: None,
         refractory: None,
     };
     let declare = |info: &mut ModelInfo,
@@ -609,6 +613,14 @@ fn build_model(module: usize, model: &ast::Model, diagnostics: &mut Vec<Diagnost
     for (order, member) in model.members.iter().enumerate() {
         match member {
             Member::Var(var) => {
+                if model.kind == ModelKind::Synapse && var.kind == VarKind::Input {
+                    diagnostics.push(
+                        Diagnostic::error("an `input` belongs in a neuron model")
+                            .primary(var.span, "a synapse has no inputs")
+                            .help("a kernel synapse drives a neuron's input through its target: `target I: pA = <expression>`"),
+                    );
+                    continue;
+                }
                 if model.kind == ModelKind::Neuron && var.placement != Placement::Each {
                     let word = placement_word(var.placement);
                     diagnostics.push(
@@ -634,7 +646,12 @@ fn build_model(module: usize, model: &ast::Model, diagnostics: &mut Vec<Diagnost
             {
                 info.lets.push((name.clone(), value.clone()));
             }
-            Member::Target { name, unit, span } => {
+            Member::Target {
+                name,
+                unit,
+                value,
+                span,
+            } => {
                 if model.kind == ModelKind::Neuron {
                     diagnostics.push(
                         Diagnostic::error("a neuron has no target port")
@@ -651,8 +668,20 @@ fn build_model(module: usize, model: &ast::Model, diagnostics: &mut Vec<Diagnost
                     );
                     continue;
                 }
+                if let (Some(value), None) = (value, unit) {
+                    diagnostics.push(
+                        Diagnostic::error("a kernel synapse's output needs a unit")
+                            .primary(value.span, "the continuous output of this synapse")
+                            .secondary(name.span, "declared without a unit")
+                            .help(format!(
+                                "declare the unit of the neuron input it drives: `target {}: pA = ...`",
+                                name.name
+                            )),
+                    );
+                }
                 if declare(&mut info, name, Symbol::Target, diagnostics) {
                     info.target = Some((name.clone(), unit.clone()));
+                    info.output = value.clone();
                 }
             }
             Member::Refractory { span, .. } => {
@@ -1053,7 +1082,12 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                 }
                 check_block(&scope, body, handler, diagnostics);
             }
-            Member::Target { .. } | Member::Error(_) => {}
+            Member::Target { value, .. } => {
+                if let Some(value) = value {
+                    scope.check_expr(value, Use::Anywhere, diagnostics);
+                }
+            }
+            Member::Error(_) => {}
         }
     }
     if kind == ModelKind::Neuron {
@@ -1295,6 +1329,9 @@ fn check_write(
     };
     let what_may_be_written = match handler {
         Handler::Reset => "a reset may write the neuron's `state` variables",
+        Handler::OnPre if model.output.is_some() => {
+            "the `on pre` of a kernel synapse increments its `post` state"
+        }
         Handler::OnPre => "`on pre` may write per-synapse `state`, `pre` state and the target port",
         Handler::OnPost => "`on post` may write per-synapse `state` and `post` state",
         Handler::OnStep => "`on step` may write per-synapse `state` only",
@@ -1369,10 +1406,17 @@ fn check_write(
             "one value per presynaptic neuron, shared by all its synapses",
         )),
         Symbol::Var {
+            kind: VarKind::Input,
+            ..
+        } => diagnostics.push(refuse(
+            format!("{handler_name} writes `{}`, which is an input", target.name),
+            "an input is the sum of the outputs of the kernel synapses bound to it",
+        )),
+        Symbol::Var {
             kind: VarKind::State,
             placement: Placement::Post,
             ..
-        } if handler == Handler::OnPre => diagnostics.push(refuse(
+        } if handler == Handler::OnPre && model.output.is_none() => diagnostics.push(refuse(
             format!(
                 "`on pre` writes `{}`, which lives on the postsynaptic neuron",
                 target.name
@@ -1779,6 +1823,16 @@ fn resolve_network(
                 }) = check_pop_ref(&pops, &input.population, diagnostics)
                 {
                     match model.var(&input.variable.name) {
+                        Some(var) if var.kind == VarKind::Input => diagnostics.push(
+                            Diagnostic::error(format!(
+                                "`{}` is an input of `{}`: kernel synapses drive it",
+                                input.variable.name,
+                                model.name()
+                            ))
+                            .primary(input.variable.span, "cannot be driven by a network input")
+                            .secondary(var.span, "declared as `input` here")
+                            .help("drive a parameter such as `I_e` instead, or bind a kernel synapse with `target = ...`"),
+                        ),
                         Some(_) => {}
                         None => diagnostics.push(unknown_member(
                             model,
@@ -2075,6 +2129,22 @@ fn unknown_member(model: &ModelInfo, name: &ast::Ident, what: &str) -> Diagnosti
 fn check_init_name(model: &ModelInfo, init: &ast::Init, diagnostics: &mut Vec<Diagnostic>) {
     match model.symbols.get(&init.name.name) {
         Some(SymbolInfo {
+            symbol:
+                Symbol::Var {
+                    kind: VarKind::Input,
+                    ..
+                },
+            span,
+        }) => diagnostics.push(
+            Diagnostic::error(format!(
+                "`{}` is an input of `{}` and cannot be set",
+                init.name.name,
+                model.name()
+            ))
+            .primary(init.name.span, "the sum of the kernel synapses bound to it")
+            .secondary(*span, "declared as `input` here"),
+        ),
+        Some(SymbolInfo {
             symbol: Symbol::Var { .. },
             ..
         }) => {}
@@ -2161,8 +2231,35 @@ fn check_target_binding(
             model: Some(model), ..
         }) = pops.get(target.name.name.as_str())
         {
+            let kernel = synapse.output.is_some();
             match model.var(&variable.name) {
-                Some(var) if var.kind == VarKind::State => {}
+                Some(var) if var.kind == VarKind::State && !kernel => {}
+                Some(var) if var.kind == VarKind::Input && kernel => {}
+                Some(var) if kernel => diagnostics.push(
+                    Diagnostic::error(format!(
+                        "the kernel synapse `{}` drives `{}`, which is not an input of `{}`",
+                        synapse.name(),
+                        variable.name,
+                        model.name()
+                    ))
+                    .primary(variable.span, "a kernel synapse's output goes into an `input`")
+                    .secondary(var.span, "declared here")
+                    .note(match describe_vars(model, |v| v.kind == VarKind::Input) {
+                        inputs if inputs.is_empty() => format!("`{}` declares no `input`; a neuron declares one with `input I_syn: pA`", model.name()),
+                        inputs => format!("the inputs of `{}` are: {inputs}", model.name()),
+                    }),
+                ),
+                Some(var) if var.kind == VarKind::Input => diagnostics.push(
+                    Diagnostic::error(format!(
+                        "`{}` adds into `{}`, which is an input of `{}`",
+                        synapse.name(),
+                        variable.name,
+                        model.name()
+                    ))
+                    .primary(variable.span, "only kernel synapses drive an `input`")
+                    .secondary(var.span, "declared as `input` here")
+                    .help("bind a state variable, or use a kernel synapse (a synapse whose target has a value, as in `stdlib.synapses.current`)"),
+                ),
                 Some(var) => diagnostics.push(
                     Diagnostic::error(format!(
                         "the target `{}` is a parameter of `{}`",

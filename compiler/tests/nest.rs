@@ -70,6 +70,11 @@ struct Comparison {
 
 impl Comparison {
     fn run(model: &'static str) -> Comparison {
+        Comparison::run_as(model, model)
+    }
+
+    /// Runs `tests/nest/<file>.snn` and compares it with NEST's reference of `model`.
+    fn run_as(file: &'static str, model: &'static str) -> Comparison {
         let dir = nest_dir();
         // Tests run in parallel and several run the same model: one directory per run.
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -79,7 +84,7 @@ impl Comparison {
         let _ = std::fs::remove_dir_all(&out);
         let output = Command::new(env!("CARGO_BIN_EXE_snnc"))
             .arg("run")
-            .arg(dir.join(format!("{model}.snn")))
+            .arg(dir.join(format!("{file}.snn")))
             .arg("--out")
             .arg(&out)
             .arg("--quiet")
@@ -87,7 +92,7 @@ impl Comparison {
             .expect("failed to start snnc");
         assert!(
             output.status.success(),
-            "snnc run {model}.snn failed:\n{}",
+            "snnc run {file}.snn failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
         let v = read_npy_f64(&out.join("N_V_m.npy"));
@@ -105,7 +110,7 @@ impl Comparison {
             v_nest.len()
         );
         Comparison {
-            model,
+            model: file,
             v,
             v_nest,
             spikes,
@@ -497,4 +502,50 @@ fn gif_psc_exp_spike_statistics() {
             );
         }
     }
+}
+
+// --- Kernel synapses: the same neurons built from a plain LIF and stdlib.synapses ---------
+//
+// `iaf` (a LIF with an `input I_syn: pA`) + `ExpCurrent` / `AlphaCurrent` kernel synapses must
+// reproduce `iaf_psc_exp` / `iaf_psc_alpha`: the kernels' states are integrated with V_m as
+// one linear system with constant coefficients, so exactly, like NEST. Measured: 7.2e-13 mV
+// (exp) and 7.5e-13 mV (alpha), the rounding of the monolithic models above; same tolerance,
+// 1e-9 mV, and identical spike times.
+//
+// `iaf_rkf45` (the same LIF with NEST's adaptive RKF45, atol 1e-3) + `ExpConductance` /
+// `AlphaConductance` must reproduce `iaf_cond_exp` / `iaf_cond_alpha`. With the exponential
+// kernel the states and equations are NEST's (only tau_m = C_m / g_L replaces g_L / C_m, a
+// rounding difference), so the sub-step sequences coincide: measured 9.9e-14 mV, tolerance
+// 1e-9 mV. The alpha kernel is written as NEST writes it (slope dg in nS/ms, jump w·e/tau);
+// measured 4.6e-6 mV, right after the first input spike, where the sub-step sequence follows
+// the error estimate of the fast (0.2 ms) kernel and rounding differences in the summed
+// current can move a sub-step boundary; tolerance 1e-4 mV, as for `iaf_cond_alpha` (a tenth of
+// the 1e-3 mV per-sub-step bound both integrators keep). Spike counts and times match.
+
+#[test]
+fn kernel_exp_current_is_iaf_psc_exp() {
+    let c = Comparison::run_as("kernel_exp_current", "iaf_psc_exp");
+    c.assert_spikes();
+    c.assert_v_all(1e-9);
+}
+
+#[test]
+fn kernel_alpha_current_is_iaf_psc_alpha() {
+    let c = Comparison::run_as("kernel_alpha_current", "iaf_psc_alpha");
+    c.assert_spikes();
+    c.assert_v_all(1e-9);
+}
+
+#[test]
+fn kernel_exp_conductance_is_iaf_cond_exp() {
+    let c = Comparison::run_as("kernel_exp_conductance", "iaf_cond_exp");
+    c.assert_spikes();
+    c.assert_v_all(1e-9);
+}
+
+#[test]
+fn kernel_alpha_conductance_is_iaf_cond_alpha() {
+    let c = Comparison::run_as("kernel_alpha_conductance", "iaf_cond_alpha");
+    c.assert_spikes();
+    c.assert_v_all(1e-4);
 }

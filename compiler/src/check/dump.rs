@@ -48,6 +48,7 @@ fn dump_model(model: &ModelInfo, out: &mut String) {
         let kind = match var.kind {
             VarKind::Param => "param",
             VarKind::State => "state",
+            VarKind::Input => "input",
         };
         let _ = writeln!(
             out,

@@ -123,6 +123,7 @@ impl<'a> ModelChecker<'a> {
                         let what = match var.kind {
                             VarKind::Param => "default value",
                             VarKind::State => "initial value",
+                            VarKind::Input => "value",
                         };
                         expect_dim(
                             found,
@@ -199,6 +200,27 @@ impl<'a> ModelChecker<'a> {
                 }
                 Member::Reset { body, .. } | Member::On { body, .. } => {
                     self.check_block(body, diagnostics)
+                }
+                Member::Target {
+                    name,
+                    value: Some(value),
+                    ..
+                } => {
+                    // The output of a kernel synapse: deterministic, in the port's unit.
+                    let found = infer(self, value, Place::Ode, diagnostics);
+                    if let Some((_, dim)) = self.port.filter(|(_, d)| d.port == 0) {
+                        expect_dim(
+                            found,
+                            dim,
+                            value,
+                            diagnostics,
+                            || format!("the output `{}` has the wrong unit", name.name),
+                            Some((
+                                name.span,
+                                format!("`{}` is declared {}", name.name, dim.in_words()),
+                            )),
+                        );
+                    }
                 }
                 Member::Method { .. } | Member::Target { .. } | Member::Error(_) => {}
             }
@@ -1106,6 +1128,14 @@ fn check_projection(
                     let Some(dim) = declared_dim(model, &var.name) else {
                         continue;
                     };
+                    // A kernel synapse bound to something other than an input is reported by
+                    // `resolve` (one mistake, one message).
+                    let is_input = model
+                        .var(&var.name)
+                        .is_some_and(|v| v.kind == VarKind::Input);
+                    if synapse.output.is_some() != is_input {
+                        continue;
+                    }
                     let port = synapse_port;
                     match port {
                         Some(port) if port.port == 0 && port != dim => diagnostics.push(
@@ -1140,6 +1170,9 @@ fn check_projection(
                     }
                 }
             }
+        }
+        if synapse.output.is_some() {
+            check_post_reads(synapse, pops, projection, diagnostics);
         }
         for init in &projection.inits {
             if init.name.name == "target" {
@@ -1241,6 +1274,66 @@ fn check_projection(
                         .primary(delay.span, "negative delay")
                         .note("a spike cannot arrive before it was sent"),
                 );
+            }
+        }
+    }
+}
+
+/// A kernel synapse reads each `post param` from the variable of the same name of its target
+/// neuron, every step: the target population's model must have it, in the same unit.
+fn check_post_reads(
+    synapse: &ModelInfo,
+    pops: &std::collections::BTreeMap<&str, resolve::PopulationInfo<'_>>,
+    projection: &ast::Projection,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let reads = synapse
+        .vars
+        .iter()
+        .filter(|v| v.kind == VarKind::Param && v.placement == ast::Placement::Post);
+    for read in reads {
+        let Some(dim) = declared_dim(synapse, &read.name.name) else {
+            continue;
+        };
+        for target in &projection.targets {
+            let Some(model) = pops.get(target.name.name.as_str()).and_then(|p| p.model) else {
+                continue;
+            };
+            match model.var(&read.name.name) {
+                Some(var) if var.kind != VarKind::Input => {
+                    let Some(found) = declared_dim(model, &read.name.name) else {
+                        continue;
+                    };
+                    if found != dim {
+                        diagnostics.push(
+                            Diagnostic::error(format!(
+                                "`{}` reads `{}` of `{}` in {dim}, but it is in {found}",
+                                synapse.name(),
+                                read.name.name,
+                                model.name()
+                            ))
+                            .primary(
+                                target.span,
+                                format!("`{}.{}` is in {found}", target.name.name, read.name.name),
+                            )
+                            .secondary(read.span, format!("read here in {dim}")),
+                        );
+                    }
+                }
+                _ => {
+                    let variables = resolve::describe_vars(model, |v| v.kind != VarKind::Input);
+                    diagnostics.push(
+                        Diagnostic::error(format!(
+                            "`{}` reads `{}` of its target neuron, which `{}` does not have",
+                            synapse.name(),
+                            read.name.name,
+                            model.name()
+                        ))
+                        .primary(target.span, format!("a population of `{}`", model.name()))
+                        .secondary(read.span, "a `post param` of a kernel synapse is read from the target neuron's variable of the same name")
+                        .note(format!("the variables of `{}` are: {variables}", model.name())),
+                    );
+                }
             }
         }
     }

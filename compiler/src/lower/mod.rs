@@ -11,3 +11,4 @@ pub mod odes;
 pub mod plasticity;
 pub mod population;
 pub mod program;
+pub mod synapse_kernels;

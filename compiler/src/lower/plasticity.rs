@@ -193,6 +193,8 @@ impl NetworkLowerer<'_> {
                     }
                 }
                 (Placement::Each, VarKind::State) => Space::Synapse,
+                // Resolution keeps inputs out of synapse models.
+                (_, VarKind::Input) => continue,
                 (Placement::Pre, _) | (Placement::Post, _) => {
                     if !matches!(value, SynapseValue::Const(_)) {
                         self.push(

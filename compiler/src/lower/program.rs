@@ -314,10 +314,10 @@ pub fn lower(
 }
 
 pub(super) struct NetworkLowerer<'a> {
-    resolved: &'a Resolved,
-    network: &'a ast::Network,
+    pub(super) resolved: &'a Resolved,
+    pub(super) network: &'a ast::Network,
     overrides: &'a Overrides,
-    diagnostics: Vec<Diagnostic>,
+    pub(super) diagnostics: Vec<Diagnostic>,
     pub(super) dt: f64,
     /// Reductions read by populations' inputs: (population name, internal array, reduction).
     population_reads: Vec<(String, ir::VarId, crate::reductions::ReductionIr)>,
@@ -836,6 +836,11 @@ impl NetworkLowerer<'_> {
             .collect();
         // Declarations are processed in order, so an initialiser sees the values above it.
         for decl in &model.vars {
+            if decl.kind == VarKind::Input {
+                // Zero in initialisers; the sum of its kernel synapses' outputs after them.
+                values.insert(decl.name.name.clone(), Expr::c(0.0));
+                continue;
+            }
             let source = overrides
                 .iter()
                 .rev()
@@ -917,6 +922,14 @@ impl NetworkLowerer<'_> {
         if let Some(var) = refractory_var {
             init_body.push(Stmt::Store(var, Expr::c(0.0)));
         }
+        let kernel_odes = self.lower_kernel_synapses(
+            name,
+            model,
+            &mut vars,
+            &mut init_body,
+            &mut init_builder,
+            &mut values,
+        );
 
         // The update kernel.
         let dt = self.dt;
@@ -1100,6 +1113,7 @@ impl NetworkLowerer<'_> {
                 odes_in.push(Ode { var, rhs, hold });
             }
         }
+        odes_in.extend(kernel_odes);
         let event = self.spike_event(
             model,
             &env,
@@ -1189,8 +1203,26 @@ impl NetworkLowerer<'_> {
                 notes.push(format!("uniform {param} = {shown}"));
             }
         }
-        // A recorded `let` is computed into an array of its own at the end of each step.
+        // A recorded `let` or `input` is computed into an array of its own at the end of each
+        // step.
         for let_name in recorded {
+            if let Some(decl) = model.var(let_name).filter(|d| d.kind == VarKind::Input) {
+                if vars.iter().any(|v| v.name == *let_name) {
+                    continue;
+                }
+                vars.push(VarInfo {
+                    access: Default::default(),
+                    name: let_name.to_string(),
+                    role: VarRole::Internal,
+                    unit: resolve::unit_text(&decl.unit),
+                    scale: unit_scale(&decl.unit),
+                });
+                let var = (vars.len() - 1) as ir::VarId;
+                let value = env(let_name).unwrap_or(Expr::c(0.0));
+                body.push(Stmt::Store(var, value));
+                init_body.push(Stmt::Store(var, Expr::c(0.0)));
+                continue;
+            }
             let Some(value) = lets.get(let_name) else {
                 continue;
             };
@@ -1380,7 +1412,10 @@ impl NetworkLowerer<'_> {
         let Some(synapse) = self.resolved.lookup_model(0, &projection.synapse.name) else {
             return;
         };
-        let plastic = super::plasticity::is_plastic(synapse);
+        // A kernel synapse delivers like a static one, into its state in the target
+        // population (`synapse_kernels.rs`).
+        let kernel = super::synapse_kernels::is_kernel(synapse);
+        let plastic = !kernel && super::plasticity::is_plastic(synapse);
         if let (false, Some(init)) = (
             plastic,
             projection
@@ -1399,7 +1434,7 @@ impl NetworkLowerer<'_> {
             );
             return;
         }
-        if !plastic && !self.synapse_supported(synapse, projection) {
+        if !plastic && !kernel && !self.synapse_supported(synapse, projection) {
             return;
         }
         for source in &projection.sources {
@@ -1420,14 +1455,23 @@ impl NetworkLowerer<'_> {
                     );
                     continue;
                 }
-                let target_name = projection
-                    .inits
-                    .iter()
-                    .find(|i| i.name.name == "target")
-                    .and_then(|i| match &i.value.kind {
-                        ExprKind::Name(n) => Some(n.name.clone()),
-                        _ => None,
-                    });
+                let target_name = if kernel {
+                    super::synapse_kernels::delivery_var(
+                        self.resolved,
+                        &self.network.items,
+                        projection,
+                        &target.name.name,
+                    )
+                } else {
+                    projection
+                        .inits
+                        .iter()
+                        .find(|i| i.name.name == "target")
+                        .and_then(|i| match &i.value.kind {
+                            ExprKind::Name(n) => Some(n.name.clone()),
+                            _ => None,
+                        })
+                };
                 let Some(target_var) = target_name
                     .as_deref()
                     .and_then(|n| program.populations[post].update.var(n))
@@ -1610,6 +1654,10 @@ impl NetworkLowerer<'_> {
         let mut values: HashMap<String, Expr> = HashMap::new();
         let mut stmts = Vec::new();
         for decl in &synapse.vars {
+            // A kernel synapse's `post param`s are read from its target neuron.
+            if synapse.output.is_some() && decl.placement == ast::Placement::Post {
+                continue;
+            }
             let source = projection
                 .inits
                 .iter()
