@@ -1,96 +1,18 @@
-//! Instantiation of plastic projections: their arrays with initial values, their
-//! [`Plasticity`] state, and the handler kernels (compiled or interpreted) for the step loop.
+//! The handler kernels of plastic projections (compiled or interpreted) for the step loop.
 //!
-//! `instantiate` calls [`attach`] for each plastic projection it builds, and the driver (or a
-//! test) asks for [`compiled_handlers`] or [`interpreted_handlers`] as it asks for population
-//! kernels. This module decides nothing about when handlers run (the runtime's
-//! `plasticity.rs`) or what they compute (`lower::plasticity`); it only joins the two.
+//! The plastic state itself (arrays and their initial values, delays) is built by the
+//! runtime's `spec::build` from the network description; a test asks for
+//! [`compiled_handlers`] or [`interpreted_handlers`] as it asks for population kernels. This
+//! module decides nothing about when handlers run (the runtime's `plasticity.rs`) or what they
+//! compute (`lower::plasticity`); it only joins the two.
 
 use crate::codegen::CompiledKernels;
-use crate::diagnostics::Diagnostic;
-use crate::instantiate::eval_per_synapse;
 use crate::ir::{interp, Kernel};
-use crate::lower::program::{
-    stream_of_handler, stream_of_plastic_init, Node, Program, SynapseValue,
-};
-use snnc_runtime::plasticity::{
-    HandlerCall, HandlerKernel, NativeHandler, PlasticArray, Plasticity, ProjectionHandlers, Space,
-};
+use crate::lower::program::{stream_of_handler, Program};
+use snnc_runtime::plasticity::{HandlerCall, HandlerKernel, NativeHandler, ProjectionHandlers};
 use snnc_runtime::rng::Stream;
-use snnc_runtime::{Projection, RuntimeError};
+use snnc_runtime::RuntimeError;
 use std::marker::PhantomData;
-
-/// Gives `built` (projection `index` of `program`, just built) its plastic state: arrays
-/// initialised from their values (the weight from the connection file's weight column when
-/// there is one), the axonal delay (the connectivity's) and the dendritic delay (carried by
-/// the ring from now on).
-pub fn attach(
-    program: &Program,
-    index: usize,
-    built: &mut Projection,
-    file_weights: Option<&[f64]>,
-) -> Result<(), Diagnostic> {
-    let projection = &program.projections[index];
-    let Some(plastic) = &projection.plasticity else {
-        return Ok(());
-    };
-    let at = |e: RuntimeError| {
-        Diagnostic::error(e.to_string()).primary(projection.span, "while building this")
-    };
-    let conn = &built.connectivity;
-    let (n_pre, n_post) = (conn.n_pre() as usize, conn.n_post() as usize);
-    let mut arrays = Vec::with_capacity(plastic.arrays.len());
-    for (a, array) in plastic.arrays.iter().enumerate() {
-        let len = match array.space {
-            Space::Synapse => conn.n_synapses() as usize,
-            Space::Pre => n_pre,
-            Space::Post => n_post,
-            Space::Global => 1,
-        };
-        let values = match (file_weights, &array.init) {
-            (Some(w), _) if plastic.weight == Some(a as u32) => w.to_vec(),
-            (_, SynapseValue::Const(c)) => vec![*c; len],
-            (_, SynapseValue::PerSynapse(kernel)) => {
-                eval_per_synapse(kernel, conn, program.seed, stream_of_plastic_init(index, a))
-            }
-        };
-        arrays.push(PlasticArray {
-            name: array.name.clone(),
-            space: array.space,
-            unit: array.unit.clone(),
-            scale: array.scale,
-            values,
-        });
-    }
-    if conn.delays().is_some() {
-        return Err(
-            Diagnostic::error("a plastic projection needs one delay for all its synapses")
-                .primary(projection.delay_span, "the delays differ between synapses")
-                .note("heterogeneous delays of plastic synapses are not simulated yet"),
-        );
-    }
-    // The connectivity's delay is the axonal one; the ring carries the dendritic one.
-    let axonal = conn.max_delay();
-    // Rounded like any delay (a non-negative constant: lowering checked it).
-    let dendritic = (projection.dendritic_delay / program.dt)
-        .round()
-        .clamp(0.0, f64::from(u16::MAX)) as u16;
-    let state = Plasticity::new(
-        conn,
-        arrays,
-        plastic.port.map(|p| p as usize),
-        axonal,
-        dendritic,
-        matches!(projection.pre, Node::Population(_)),
-    )
-    .map_err(at)?;
-    if dendritic != 0 {
-        built.connectivity.set_homogeneous_delay(dendritic);
-        built.ring = snnc_runtime::DelayRing::new(n_post, dendritic).map_err(at)?;
-    }
-    built.plasticity = Some(Box::new(state));
-    Ok(())
-}
 
 /// A plasticity handler run by the reference interpreter.
 pub struct InterpretedHandler {
@@ -153,15 +75,14 @@ impl HandlerKernel for CompiledHandler<'_> {
 }
 
 /// Compiled handlers for every plastic projection; `compiled` must come from `jit_compile`
-/// over [`Program::jit_kernels`].
+/// over [`Program::jit_kernels`] (or a list that starts with them).
 pub fn compiled_handlers<'code>(
     program: &Program,
     compiled: &'code CompiledKernels,
 ) -> Vec<ProjectionHandlers<'code>> {
-    assert_eq!(
-        compiled.len(),
-        program.jit_kernels().len(),
-        "one compiled kernel per population and handler"
+    assert!(
+        compiled.len() >= program.jit_kernels().len(),
+        "one compiled kernel per population and handler, first"
     );
     let first = program.populations.len();
     handlers_with(program, |projection, pass, _, position| {

@@ -5,6 +5,7 @@
 //! `check` verifies types and physical `units`, and `driver` runs the stages and is the only
 //! place that touches the file system. `diagnostics` renders what any stage reports.
 
+pub mod aot;
 pub mod ast;
 pub mod check;
 pub mod codegen;

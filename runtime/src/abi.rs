@@ -4,7 +4,8 @@
 //! take one pointer to a [`KernelContext`] and call back into the runtime only through the
 //! `extern "C"` functions here. The layout is `#[repr(C)]` and the code generator reads field
 //! offsets from this definition, so the two cannot drift apart. Nothing here knows how
-//! kernels are produced.
+//! kernels are produced. The helpers are `#[no_mangle]`: an ahead-of-time compiled model
+//! object imports them by these names, and the linker resolves them in the runtime.
 
 use crate::rng::Stream;
 
@@ -49,6 +50,7 @@ pub const DRAWS_PER_SITE_SHIFT: u32 = 16;
 
 /// One random number for draw site `site` of `element` at `step`; a pure function of its
 /// arguments. The interpreter calls the same function, so both agree bit for bit.
+#[no_mangle]
 pub extern "C" fn snnc_random(
     stream_key: u64,
     element: u32,
@@ -75,33 +77,43 @@ pub extern "C" fn snnc_random(
 }
 
 /// `exp(x) - 1` etc. are not Cranelift instructions; compiled code calls these.
+#[no_mangle]
 pub extern "C" fn snnc_exp(x: f64) -> f64 {
     x.exp()
 }
+#[no_mangle]
 pub extern "C" fn snnc_expm1(x: f64) -> f64 {
     x.exp_m1()
 }
+#[no_mangle]
 pub extern "C" fn snnc_log(x: f64) -> f64 {
     x.ln()
 }
+#[no_mangle]
 pub extern "C" fn snnc_log10(x: f64) -> f64 {
     x.log10()
 }
+#[no_mangle]
 pub extern "C" fn snnc_sin(x: f64) -> f64 {
     x.sin()
 }
+#[no_mangle]
 pub extern "C" fn snnc_cos(x: f64) -> f64 {
     x.cos()
 }
+#[no_mangle]
 pub extern "C" fn snnc_tan(x: f64) -> f64 {
     x.tan()
 }
+#[no_mangle]
 pub extern "C" fn snnc_tanh(x: f64) -> f64 {
     x.tanh()
 }
+#[no_mangle]
 pub extern "C" fn snnc_pow(x: f64, y: f64) -> f64 {
     x.powf(y)
 }
+#[no_mangle]
 pub extern "C" fn snnc_fmod(x: f64, y: f64) -> f64 {
     x % y
 }

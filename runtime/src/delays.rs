@@ -290,6 +290,28 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
         Ok(())
     }
 
+    /// The input waiting in the ring, for saving a simulation's state: `(delay from now,
+    /// target, value)` for every slot value that is not the default. Adding each back with
+    /// [`Self::add`] into an empty ring of the same size restores it.
+    pub fn pending(&self) -> Vec<(u16, u32, T)>
+    where
+        T: PartialEq,
+    {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            for d in 0..part.n_slots {
+                let slot = (part.current + d) % part.n_slots;
+                let values = &part.buffer[slot * part.len..(slot + 1) * part.len];
+                for (t, &v) in values.iter().enumerate() {
+                    if v != T::default() {
+                        out.push((d as u16, (part.first + t) as u32, v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Adds `value` to `target`'s input `delay_steps` steps from now.
     pub fn add(&mut self, target: u32, delay_steps: u16, value: T) -> Result<(), RuntimeError> {
         let t = target as usize;

@@ -16,8 +16,10 @@ pub mod parallel;
 pub mod plasticity;
 pub mod record;
 pub mod reductions;
+pub mod report;
 pub mod rng;
 pub mod schedule;
+pub mod spec;
 
 pub use connectivity::{Connectivity, PostIndex, ProjectionSpec};
 pub use delays::DelayRing;

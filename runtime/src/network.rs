@@ -166,7 +166,7 @@ impl Population {
 }
 
 /// Where a projection's spikes come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Node {
     /// An index into [`Network::populations`].
     Population(usize),

@@ -56,7 +56,7 @@ use crate::record::{Recorder, TableHandle, TraceDtype, TraceHandle};
 use std::ops::Range;
 
 /// Where one value of a plastic array lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Space {
     /// One per synapse, in the connectivity's CSR order.
     Synapse,

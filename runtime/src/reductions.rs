@@ -27,7 +27,7 @@ use crate::error::RuntimeError;
 use crate::network::{Node, Population, Projection};
 
 /// What a reduction computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReductionKind {
     /// `sum(P, x)`: the sum of `x` over the neurons, in index order.
     Sum,
@@ -40,7 +40,7 @@ pub enum ReductionKind {
 }
 
 /// One reduction and its current value (SI units).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reduction {
     /// As the user wrote it, for messages: `mean(E, V_m)`.
     pub name: String,
@@ -53,7 +53,7 @@ pub struct Reduction {
 }
 
 /// Where a reduction's value is copied after it is computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reader {
     /// Every element of array `array` of population `population`.
     Population { population: usize, array: usize },
@@ -62,7 +62,7 @@ pub enum Reader {
 }
 
 /// The population-level variables of a network.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reductions {
     pub reductions: Vec<Reduction>,
     /// `(reduction, reader)` pairs.

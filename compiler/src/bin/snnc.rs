@@ -4,11 +4,13 @@
 //! into an exit status: 0 when all is well, 1 when the input has errors, 2 for usage errors.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use snnc::aot;
 use snnc::diagnostics::{render_json, render_text, Diagnostic};
 use snnc::driver::{self, Checked};
 use snnc::instantiate::{self, Output};
 use snnc::lower::program::{Overrides, Program};
-use snnc_runtime::{OutputFormat, PopulationKernel, RunStatus, Simulation};
+use snnc_runtime::spec::{self, KernelTable};
+use snnc_runtime::{report, OutputFormat, RunStatus, Simulation};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,6 +65,31 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Compile a network ahead of time: an executable, a library or an object file that runs
+    /// without the compiler.
+    Build {
+        /// The .snn file holding the network.
+        file: PathBuf,
+        #[command(flatten)]
+        setup: Setup,
+        /// Where to write: the executable, the object file, or (lib) the path whose directory
+        /// receives libNAME.a, libNAME.so and NAME.h.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t = EmitKind::Exe)]
+        emit: EmitKind,
+        /// The target triple (default: the host), e.g. aarch64-unknown-linux-gnu; other
+        /// targets give object files only.
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        /// The code generator.
+        #[arg(long, value_enum, default_value_t = AotBackendArg::Cranelift)]
+        backend: AotBackendArg,
+        /// Print only errors.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print the intermediate representation: kernels, and the integrator each ODE got.
     Ir {
         /// The .snn file holding the network.
@@ -103,6 +130,19 @@ enum Backend {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum EmitKind {
+    Exe,
+    Lib,
+    Obj,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum AotBackendArg {
+    Cranelift,
+    Llvm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Format {
     Text,
     Json,
@@ -134,6 +174,93 @@ fn main() -> ExitCode {
             quiet,
         ),
         Command::Ir { file, setup } => ir(&file, &setup),
+        Command::Build {
+            file,
+            setup,
+            output,
+            emit,
+            target,
+            backend,
+            quiet,
+        } => build(
+            &file,
+            &setup,
+            &output,
+            emit,
+            target.as_deref(),
+            backend,
+            quiet,
+        ),
+    }
+}
+
+/// `snnc build`: the model object, linked as asked.
+fn build(
+    file: &Path,
+    setup: &Setup,
+    out: &Path,
+    emit: EmitKind,
+    target: Option<&str>,
+    backend: AotBackendArg,
+    quiet: bool,
+) -> ExitCode {
+    let started = Instant::now();
+    let backend = match backend {
+        AotBackendArg::Cranelift => aot::AotBackend::Cranelift,
+        AotBackendArg::Llvm if cfg!(feature = "llvm") => aot::AotBackend::Llvm,
+        AotBackendArg::Llvm => {
+            eprintln!("error: {}", aot::llvm_unavailable());
+            return ExitCode::from(2);
+        }
+    };
+    let host = snnc::codegen::object::target_isa(None)
+        .map(|isa| isa.triple().to_string())
+        .unwrap_or_default();
+    let cross = target.is_some_and(|t| t != host);
+    if let Err(message) = snnc::codegen::object::target_isa(target) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let Some((checked, program)) = compile(file, setup, quiet) else {
+        return ExitCode::from(1);
+    };
+    let data = match driver::read_data_files(file, &program) {
+        Ok(data) => data,
+        Err(diagnostics) => {
+            eprint!("{}", render_text(&checked.sources, &diagnostics));
+            return ExitCode::from(1);
+        }
+    };
+    let described = instantiate::describe(&program, &data);
+    let objects = match aot::model_objects(&described, backend, target) {
+        Ok(objects) => objects,
+        Err(message) => {
+            eprintln!("error: code generation failed: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let emit = match emit {
+        EmitKind::Exe => aot::Emit::Exe,
+        EmitKind::Lib => aot::Emit::Lib,
+        EmitKind::Obj => aot::Emit::Obj,
+    };
+    match aot::write_outputs(&objects, &described.spec, emit, cross, out) {
+        Ok(written) => {
+            if !quiet {
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                println!(
+                    "built network {} in {:.1} ms: {}",
+                    program.network,
+                    started.elapsed().as_secs_f64() * 1e3,
+                    names.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -231,10 +358,21 @@ fn run(
     let report =
         |diagnostics: &[Diagnostic]| eprint!("{}", render_text(&checked.sources, diagnostics));
 
+    let build_started = Instant::now();
+    let data = match driver::read_data_files(file, &program) {
+        Ok(data) => data,
+        Err(diagnostics) => {
+            report(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
+    let described = instantiate::describe(&program, &data);
+    let read_time = build_started.elapsed();
+
     // Native code first: a failure here is a compiler bug, and must stop before any output.
     let jit_started = Instant::now();
     let compiled = match jit {
-        Some(jit_compile) => match jit_compile(&program.jit_kernels()) {
+        Some(jit_compile) => match jit_compile(&described.kernels) {
             Ok(compiled) => Some(compiled),
             Err(message) => {
                 eprintln!("error: code generation failed: {message}");
@@ -245,13 +383,11 @@ fn run(
     };
     let jit_time = jit_started.elapsed();
 
+    // The construction a deployed model runs too (`snnc_runtime::spec`), with these kernels.
     let build_started = Instant::now();
-    let data = match driver::read_data_files(file, &program) {
-        Ok(data) => data,
-        Err(diagnostics) => {
-            report(&diagnostics);
-            return ExitCode::from(1);
-        }
+    let table: Box<dyn KernelTable + '_> = match &compiled {
+        Some(compiled) => Box::new(instantiate::native_table(compiled)),
+        None => Box::new(instantiate::InterpretedTable::new(&described.kernels)),
     };
     let steps = instantiate::steps_for(duration, program.dt);
     let output = Output {
@@ -261,52 +397,34 @@ fn run(
             DataFormat::Csv => OutputFormat::Csv,
         },
     };
-    let (mut network, warnings) =
-        match instantiate::instantiate(&program, &data, steps, Some(&output)) {
-            Ok(built) => built,
-            Err(diagnostics) => {
-                report(&diagnostics);
-                return ExitCode::from(1);
-            }
-        };
+    let (mut network, warnings) = match instantiate::build_with(
+        &described,
+        table.as_ref(),
+        program.seed,
+        steps,
+        Some(&output),
+    ) {
+        Ok(built) => built,
+        Err(diagnostics) => {
+            report(&diagnostics);
+            return ExitCode::from(1);
+        }
+    };
     if !quiet {
         report(&warnings);
     }
-    let mut kernels: Vec<Box<dyn PopulationKernel + '_>> = match &compiled {
-        Some(compiled) => instantiate::compiled_kernels(&program, compiled),
-        None => instantiate::interpreted_kernels(&program),
-    };
-    let mut handlers = match &compiled {
-        Some(compiled) => instantiate::compiled_handlers(&program, compiled),
-        None => instantiate::interpreted_handlers(&program),
-    };
-    let build_time = build_started.elapsed();
+    let mut kernels = spec::population_kernels(&described.spec, table.as_ref(), program.seed);
+    let mut handlers = spec::projection_handlers(&described.spec, table.as_ref(), program.seed);
+    let build_time = read_time + build_started.elapsed();
 
     let show_progress = !quiet && duration > 1.0 && std::io::stderr().is_terminal();
     let run_started = Instant::now();
     let mut progress = |done: u64, total: u64| {
-        if !show_progress || total == 0 {
-            return;
-        }
-        let fraction = done as f64 / total as f64;
-        let simulated = done as f64 * program.dt;
-        let rtf = if simulated > 0.0 {
-            run_started.elapsed().as_secs_f64() / simulated
-        } else {
-            0.0
-        };
-        let filled = (fraction * 30.0) as usize;
-        eprint!(
-            "\r[{}{}] {:>3.0}%  t = {:.2} s / {:.2} s  real-time factor {:.3}  ",
-            "=".repeat(filled),
-            " ".repeat(30 - filled),
-            fraction * 100.0,
-            simulated,
-            duration,
-            rtf
-        );
-        if done == total {
-            eprintln!();
+        if show_progress {
+            eprint!(
+                "{}",
+                report::progress_line(done, total, program.dt, run_started.elapsed())
+            );
         }
     };
     let threads = threads.unwrap_or_else(|| {
@@ -339,57 +457,14 @@ fn run(
         return ExitCode::SUCCESS;
     }
 
+    let timings = report::Timings {
+        compile: Some((front_end, jit_time)),
+        build: build_time,
+        run: run_time,
+    };
+    let text = report::summary(&program.network, &network, &stats, steps, &timings, out);
     // A closed pipe (`snnc run ... | head`) must not turn a finished run into a panic.
-    let stdout = std::io::stdout();
-    let mut summary = stdout.lock();
-    let n_neurons: usize = network.populations.iter().map(|p| p.size).sum();
-    let n_synapses: u64 = network
-        .projections
-        .iter()
-        .map(|p| p.connectivity.n_synapses())
-        .sum();
-    let simulated = steps as f64 * program.dt;
-    let _ = writeln!(
-        summary,
-        "network {}: {n_neurons} neurons, {n_synapses} synapses, {} s simulated in {steps} steps",
-        program.network,
-        snnc::units::format_number(simulated)
-    );
-    let _ = writeln!(
-        summary,
-        "  {:<12} {:>10} {:>10} {:>12}",
-        "population", "neurons", "spikes", "mean rate"
-    );
-    for (i, population) in network.populations.iter().enumerate() {
-        let spikes = stats.population_spikes.get(i).copied().unwrap_or(0);
-        let rate = if population.size > 0 && simulated > 0.0 {
-            spikes as f64 / population.size as f64 / simulated
-        } else {
-            0.0
-        };
-        let _ = writeln!(
-            summary,
-            "  {:<12} {:>10} {:>10} {:>9.2} Hz",
-            population.name, population.size, spikes, rate
-        );
-    }
-    let _ = writeln!(summary,
-        "  compile {:.1} ms (front end {:.1} ms, JIT {:.1} ms), build {:.1} ms, run {:.3} s on {} thread{}, real-time factor {:.3}",
-        (front_end + jit_time).as_secs_f64() * 1e3,
-        front_end.as_secs_f64() * 1e3,
-        jit_time.as_secs_f64() * 1e3,
-        build_time.as_secs_f64() * 1e3,
-        run_time.as_secs_f64(),
-        stats.threads,
-        if stats.threads == 1 { "" } else { "s" },
-        run_time.as_secs_f64() / simulated.max(f64::MIN_POSITIVE)
-    );
-    let _ = writeln!(
-        summary,
-        "  {} synaptic events; outputs in {}/ (manifest.json)",
-        stats.synaptic_events,
-        out.display()
-    );
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     ExitCode::SUCCESS
 }
 

@@ -211,9 +211,15 @@ pub fn define_kernel<M: Module>(
         }
     }
 
+    // Two-lane vectors need SIMD registers: x86_64 (SSE2) and aarch64 (NEON) always have
+    // them; riscv64gc has none (its V extension is optional), so its kernels stay scalar.
+    let simd = matches!(
+        module.isa().triple().architecture,
+        target_lexicon::Architecture::X86_64 | target_lexicon::Architecture::Aarch64(_)
+    );
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    emit(builder, kernel, helpers, module.target_config());
+    emit(builder, kernel, helpers, module.target_config(), simd);
 
     module
         .define_function(id, &mut ctx)
@@ -472,6 +478,7 @@ fn emit(
     kernel: &Kernel,
     helpers: [Option<FuncRef>; HELPERS.len()],
     config: TargetFrontendConfig,
+    simd: bool,
 ) {
     let n_vars = kernel.vars.len();
     let mut touched = vec![false; n_vars];
@@ -532,7 +539,7 @@ fn emit(
         })
         .collect();
     let var_cache = (0..n_vars).map(|_| b.declare_var(types::F64)).collect();
-    let vector = vectorizable(kernel);
+    let vector = simd && vectorizable(kernel);
     let zero_v = b.ins().splat(types::F64X2, zero);
     let locals_v: Vec<Variable> = (0..if vector { kernel.n_locals } else { 0 })
         .map(|_| {

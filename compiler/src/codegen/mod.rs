@@ -24,6 +24,7 @@
 pub mod cranelift;
 #[cfg(feature = "llvm")]
 pub mod llvm;
+pub mod object;
 
 use crate::ir::interp::StepInfo;
 use crate::ir::{Expr, Kernel, Stmt};

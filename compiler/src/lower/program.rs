@@ -40,6 +40,20 @@ pub struct PopulationIr {
     pub init: Kernel,
     pub update: Kernel,
     pub span: Span,
+    /// The parameters folded into the kernels as uniform constants, sorted by name: a deployed
+    /// model cannot change them after the build.
+    pub constants: Vec<ConstantIr>,
+}
+
+/// A uniform parameter folded into the code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstantIr {
+    pub name: String,
+    /// SI value.
+    pub value: f64,
+    /// The declared unit and its SI scale.
+    pub unit: String,
+    pub scale: f64,
 }
 
 /// A spike-source array read from a file.
@@ -1169,9 +1183,16 @@ impl NetworkLowerer<'_> {
         if let (Some(event), false) = (event, adaptive) {
             body.push(Stmt::If(event.cond, event.body, Vec::new()));
         }
+        let mut constants = Vec::new();
         for (param, value) in &params {
             if let ParamValue::Uniform(v) = value {
                 let decl = model.var(param);
+                constants.push(ConstantIr {
+                    name: param.clone(),
+                    value: *v,
+                    unit: decl.map_or("1".to_string(), |d| resolve::unit_text(&d.unit)),
+                    scale: decl.map_or(1.0, |d| unit_scale(&d.unit)),
+                });
                 let shown = decl.map_or(units::format_number(*v), |d| {
                     let scale = unit_scale(&d.unit);
                     match resolve::unit_text(&d.unit).as_str() {
@@ -1239,7 +1260,9 @@ impl NetworkLowerer<'_> {
             body: init_body,
             notes: Vec::new(),
         };
+        constants.sort_by(|a, b| a.name.cmp(&b.name));
         PopulationIr {
+            constants,
             name: name.to_string(),
             model: model.name().to_string(),
             size,
