@@ -122,25 +122,35 @@ pub fn contains(expr: &ast::Expr) -> bool {
 
 /// The expression with each well-formed reduction call replaced by a name, its [`key`].
 pub fn replace_calls(expr: &ast::Expr) -> ast::Expr {
-    if let Some(Ok(call)) = as_reduction(expr) {
-        let name = ast::Ident {
-            name: key(&call),
-            span: expr.span,
-        };
-        return ast::Expr::new(ExprKind::Name(name), expr.span);
+    rewrite_calls(expr, &|call| match as_reduction(call) {
+        Some(Ok(reduction)) => Some(ExprKind::Name(ast::Ident {
+            name: key(&reduction),
+            span: call.span,
+        })),
+        _ => None,
+    })
+}
+
+/// The expression with every subexpression for which `rewrite` gives a replacement replaced
+/// (outermost first; a replaced subexpression is not looked into).
+fn rewrite_calls(expr: &ast::Expr, rewrite: &dyn Fn(&ast::Expr) -> Option<ExprKind>) -> ast::Expr {
+    if let Some(kind) = rewrite(expr) {
+        return ast::Expr::new(kind, expr.span);
     }
     let kind = match &expr.kind {
-        ExprKind::Unary(op, a) => ExprKind::Unary(*op, Box::new(replace_calls(a))),
-        ExprKind::Binary(op, a, b) => {
-            ExprKind::Binary(*op, Box::new(replace_calls(a)), Box::new(replace_calls(b)))
-        }
+        ExprKind::Unary(op, a) => ExprKind::Unary(*op, Box::new(rewrite_calls(a, rewrite))),
+        ExprKind::Binary(op, a, b) => ExprKind::Binary(
+            *op,
+            Box::new(rewrite_calls(a, rewrite)),
+            Box::new(rewrite_calls(b, rewrite)),
+        ),
         ExprKind::Call { function, args } => ExprKind::Call {
             function: function.clone(),
             args: args
                 .iter()
                 .map(|a| ast::Arg {
                     name: a.name.clone(),
-                    value: replace_calls(&a.value),
+                    value: rewrite_calls(&a.value, rewrite),
                 })
                 .collect(),
         },
@@ -246,25 +256,12 @@ pub fn dim_of(
 /// the number 0, for the checks that do not look inside reductions (their arguments are names
 /// of another scope, the network's populations and their variables).
 pub fn strip_calls(expr: &ast::Expr) -> ast::Expr {
-    let kind = match &expr.kind {
-        ExprKind::Call { function, .. } if is_reduction(&function.name) => ExprKind::Number(0.0),
-        ExprKind::Unary(op, a) => ExprKind::Unary(*op, Box::new(strip_calls(a))),
-        ExprKind::Binary(op, a, b) => {
-            ExprKind::Binary(*op, Box::new(strip_calls(a)), Box::new(strip_calls(b)))
+    rewrite_calls(expr, &|e| match &e.kind {
+        ExprKind::Call { function, .. } if is_reduction(&function.name) => {
+            Some(ExprKind::Number(0.0))
         }
-        ExprKind::Call { function, args } => ExprKind::Call {
-            function: function.clone(),
-            args: args
-                .iter()
-                .map(|a| ast::Arg {
-                    name: a.name.clone(),
-                    value: strip_calls(&a.value),
-                })
-                .collect(),
-        },
-        other => other.clone(),
-    };
-    ast::Expr::new(kind, expr.span)
+        _ => None,
+    })
 }
 
 /// A reduction as lowering describes it to instantiation: by names, resolved to indices at

@@ -690,22 +690,9 @@ pub fn display_unit(dim: Dimension) -> (String, f64) {
 
 /// Formats a number with at most 12 significant digits (hiding float noise
 /// such as `0.30000000000000004`), in the shortest form that round-trips the
-/// rounded value; very large or small magnitudes use exponent notation.
-pub fn format_number(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    let rounded: f64 = format!("{v:.11e}").parse().unwrap_or(v);
-    let mag = rounded.abs();
-    if !(1e-6..1e9).contains(&mag) {
-        format!("{rounded:e}")
-    } else {
-        format!("{rounded}")
-    }
-}
+/// rounded value; very large or small magnitudes use exponent notation. The runtime
+/// formats numbers in its messages the same way, so it owns the function.
+pub use snnc_runtime::spec::format_number;
 
 /// Formats a value given in SI in the display unit chosen for its dimension:
 /// `0.02 s` → `"20 ms"`, `-0.065 V` → `"-65 mV"`. Dimensionless values are

@@ -48,6 +48,26 @@ unsafe fn text<'a>(text: *const c_char, what: &str) -> Result<&'a str, String> {
         .map_err(|_| format!("{what} is not UTF-8"))
 }
 
+/// The model behind a handle and the index of the population named by a C string.
+///
+/// # Safety
+/// `model` is null or a live handle; `population` is null or a NUL-terminated string.
+unsafe fn model_population<'a>(
+    model: *const Model,
+    population: *const c_char,
+) -> Result<(&'a Model, usize), String> {
+    // SAFETY: the caller's contract.
+    let name = unsafe { text(population, "the population name") }?;
+    // SAFETY: the caller's contract.
+    let model = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
+    let p = model
+        .linked
+        .spec
+        .population(name)
+        .ok_or_else(|| format!("there is no population `{name}`"))?;
+    Ok((model, p))
+}
+
 /// # Safety
 /// `model` is null or a live handle from [`snnc_create`].
 unsafe fn model<'a>(model: *mut Model) -> Result<&'a mut Model, String> {
@@ -135,14 +155,7 @@ pub unsafe extern "C" fn snnc_population_size(
 ) -> i64 {
     guarded(-1, || {
         // SAFETY: the caller's contract.
-        let name = unsafe { text(population, "the population name") }?;
-        // SAFETY: the caller's contract.
-        let model = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
-        let p = model
-            .linked
-            .spec
-            .population(name)
-            .ok_or_else(|| format!("there is no population `{name}`"))?;
+        let (model, p) = unsafe { model_population(model, population) }?;
         Ok(i64::from(model.linked.spec.populations[p].size))
     })
 }
@@ -162,14 +175,7 @@ pub unsafe extern "C" fn snnc_spikes(
 ) -> i64 {
     guarded(-1, || {
         // SAFETY: the caller's contract.
-        let name = unsafe { text(population, "the population name") }?;
-        // SAFETY: the caller's contract.
-        let model = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
-        let p = model
-            .linked
-            .spec
-            .population(name)
-            .ok_or_else(|| format!("there is no population `{name}`"))?;
+        let (model, p) = unsafe { model_population(model, population) }?;
         let spikes = model.last_spikes(p).unwrap_or_default();
         let n = spikes.len().min(capacity);
         if n > 0 {

@@ -338,8 +338,9 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Formats a number the way the compiler's messages do (11 significant digits, exponent
-/// notation outside 1e-6..1e9).
+/// Formats a number for messages, as the compiler's and a deployed program's both do: at most
+/// 12 significant digits (hiding float noise such as `0.30000000000000004`), exponent
+/// notation outside 1e-6..1e9.
 pub fn format_number(v: f64) -> String {
     if !v.is_finite() {
         return format!("{v}");
