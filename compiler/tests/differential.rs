@@ -559,6 +559,47 @@ fn nested_else_store_under_a_true_condition_keeps_negative_zero() {
     compare(&k, &arrays, 1, 33, &[info]).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// `max(0.0, l)` where the loop's previous iteration left `l = -(v < v) = -0.0`: the maximum of
+/// `+0.0` and `-0.0` is the first operand, `+0.0`. LLVM 14 folded the compare-and-selects of
+/// `max` with a computed `-0.0` into `maxnum`, whose zero sign is unspecified, and stored
+/// `-0.0` (found by `call_free_kernels_agree` on the LLVM backend once it compiled loops).
+#[test]
+fn max_of_zeros_computed_in_a_loop_keeps_the_first_operand() {
+    let info = StepInfo {
+        step: 0,
+        t: 0.0,
+        seed: 0,
+        stream: 0,
+    };
+    let arrays = vec![vec![0.0; 3]];
+    let body = vec![Stmt::While {
+        cond: Expr::c(1.0),
+        max_iterations: 2,
+        body: vec![
+            Stmt::Store(
+                0,
+                Expr::call(
+                    Func::Floor,
+                    Expr::Binary(BinOp::Max, Box::new(Expr::c(0.0)), Box::new(Expr::Local(0))),
+                ),
+            ),
+            Stmt::Let(
+                0,
+                Expr::Unary(
+                    UnOp::Neg,
+                    Box::new(Expr::Binary(
+                        BinOp::Lt,
+                        Box::new(Expr::Var(0)),
+                        Box::new(Expr::Var(0)),
+                    )),
+                ),
+            ),
+        ],
+    }];
+    let k = kernel("max of zeros in a loop", 1, 1, 0, body);
+    compare(&k, &arrays, 0, 3, &[info]).unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // A leaky integrate-and-fire population.
 

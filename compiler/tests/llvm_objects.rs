@@ -6,7 +6,8 @@
 //!   the same arrays and spikes as the JIT's kernels, bit for bit, for 300 steps. (CUBA's
 //!   kernels call no runtime helper, so the library needs nothing from this process.)
 //! * `cross_objects_are_for_their_architecture`: objects for `aarch64-unknown-linux-gnu` and
-//!   `riscv64gc-unknown-linux-gnu` are ELF files for that machine (read back with `readelf`),
+//!   `riscv64gc-unknown-linux-gnu` (of CUBA, COBA, the adaptive-step example and a clipped
+//!   weight update with a gathered variable) are ELF files for that machine (read back with `readelf`),
 //!   export every kernel, import only the runtime's helpers, vectorise where the architecture
 //!   has vectors (NEON), and contain no fused multiply-add (which would change results).
 //! * `unsupported_targets_are_refused`: a 32-bit or unknown target gives an error that says
@@ -196,13 +197,40 @@ fn disassembly(object: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `w[i] = min(max(w[i] + x[pre[i]], 0), 1)`: the clipped weight update of an STDP handler.
+fn clip_kernel() -> Kernel {
+    use snnc::ir::{Access, BinOp, Expr, Stmt, VarInfo, VarRole};
+    let var = |name: &str, access: Access| VarInfo {
+        access,
+        name: name.to_string(),
+        role: VarRole::State,
+        unit: String::new(),
+        scale: 1.0,
+    };
+    let bin = |op, a, b| Expr::Binary(op, Box::new(a), Box::new(b));
+    let sum = bin(BinOp::Add, Expr::Var(0), Expr::Var(1));
+    let clipped = bin(BinOp::Min, bin(BinOp::Max, sum, Expr::c(0.0)), Expr::c(1.0));
+    Kernel {
+        name: "clip".to_string(),
+        vars: vec![var("w", Access::Element), var("x", Access::Gather(0))],
+        n_locals: 0,
+        n_draws: 0,
+        body: vec![Stmt::Store(0, clipped)],
+        notes: Vec::new(),
+    }
+}
+
 #[test]
 fn cross_objects_are_for_their_architecture() {
     // COBA calls `snnc_exp`/`snnc_expm1`-style helpers through its exponential-Euler update,
     // so the objects must import runtime symbols; CUBA is plain arithmetic.
-    for example in ["cuba.snn", "coba.snn"] {
+    for example in ["cuba.snn", "coba.snn", "adaptive_neurons.snn"] {
         let program = lowered(example);
-        let kernels: Vec<&Kernel> = program.populations.iter().map(|p| &p.update).collect();
+        // Besides the example's kernels, one with `min`/`max` (compared through LLVM's
+        // arithmetic fence) and a gathered variable, as plasticity handlers have.
+        let clip = clip_kernel();
+        let mut kernels: Vec<&Kernel> = program.populations.iter().map(|p| &p.update).collect();
+        kernels.push(&clip);
         let names = symbols(kernels.len());
         // (triple, readelf's machine, instructions that must not appear: fused multiply-adds)
         let targets = [
@@ -260,10 +288,12 @@ fn cross_objects_are_for_their_architecture() {
                 .filter(|fields| fields.len() == 8 && fields[6] == "UND")
                 .map(|fields| fields[7])
                 .collect();
+            // The runtime's helpers, and the C library's memory functions LLVM may turn a
+            // loop into (every program linking the runtime has the C library).
             for symbol in &imports {
                 assert!(
-                    symbol.starts_with("snnc_"),
-                    "{triple}: imports `{symbol}`, which the runtime does not define"
+                    symbol.starts_with("snnc_") || ["memset", "memcpy", "memmove"].contains(symbol),
+                    "{triple}: imports `{symbol}`, which neither the runtime nor libc defines"
                 );
             }
             if example == "coba.snn" {

@@ -40,7 +40,8 @@
 //! **Exactness.** Every operation reproduces `ir::interp`, as `codegen::cranelift` does (see
 //! its module documentation for the reasoning): `+ - * /`, negation, `abs`, `sqrt`, `floor`,
 //! `ceil` are IEEE operations or intrinsics; comparisons are ordered except `!=`; truth is
-//! `!= 0.0`; `min`/`max` are a compare and two selects, never `minnum`/`maxnum`; `%`, `^`,
+//! `!= 0.0`; `min`/`max` are a compare of the operands seen through `llvm.arithmetic.fence`
+//! (so LLVM cannot turn them into `minnum`/`maxnum`) and two selects; `%`, `^`,
 //! `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` and random draws call the
 //! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
 //! never computes them itself). No instruction carries fast-math flags, and the module asks for
@@ -1098,8 +1099,15 @@ impl<'ctx> Gen<'_, 'ctx> {
                 } else {
                     FloatPredicate::OGT
                 };
-                let b_beats = self.fcmp(beats, b, a);
-                let a_nan = self.fcmp(FloatPredicate::UNO, a, a);
+                // The compares read the operands through `llvm.arithmetic.fence`, which LLVM
+                // does not look through: LLVM 14's instruction combiner rewrites a select
+                // between the very values it compares as if `+0.0` and `-0.0` were equal
+                // (`max(+0.0, -0.0)` gave `-0.0` where the `-0.0` was a zero it had computed;
+                // see `tests/differential.rs`). Fenced, the compares are of other values.
+                let fenced_a = self.call("llvm.arithmetic.fence.f64", &[a.into()]);
+                let fenced_b = self.call("llvm.arithmetic.fence.f64", &[b.into()]);
+                let b_beats = self.fcmp(beats, fenced_b, fenced_a);
+                let a_nan = self.fcmp(FloatPredicate::UNO, fenced_a, fenced_a);
                 let pick = self.select(b_beats, b, a);
                 self.select(a_nan, b, pick)
             }
