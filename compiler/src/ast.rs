@@ -115,11 +115,7 @@ pub enum Member {
     /// `dv/dt = rhs [unless refractory]`
     Ode(Ode),
     /// `method = rk4`, or with named arguments: `method = rkf45(atol = 1e-6)`
-    Method {
-        method: Ident,
-        args: Vec<Arg>,
-        span: Span,
-    },
+    Method(MethodChoice),
     /// `spike when v > v_th`
     Spike {
         condition: Expr,
@@ -353,6 +349,8 @@ pub enum NetItem {
         model: Ident,
         size: Expr,
         inits: Vec<Init>,
+        /// `method = ...` after the population: overrides the model's integration method.
+        method: Option<MethodChoice>,
         span: Span,
     },
     /// `S = spikes[100] from "spikes.npy"`: a spike-source array read from a file.
@@ -463,4 +461,13 @@ impl Expr {
         };
         Expr { kind, span, depth }
     }
+}
+
+/// An integration method as written, `method = rk4` or `method = rkf45(atol = 1e-6)`: a model
+/// member, or a population's override of its model's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodChoice {
+    pub method: Ident,
+    pub args: Vec<Arg>,
+    pub span: Span,
 }

@@ -342,6 +342,22 @@ pub const RANDOM_FUNCTIONS: &[&str] = &[
 
 pub const METHODS: &[&str] = &["exact", "exp_euler", "euler", "rk2", "rk4", "rkf45"];
 
+/// Checks `method = name(...)`, in a model or after a population: a known method, with the
+/// arguments it takes.
+fn check_method(choice: &ast::MethodChoice, diagnostics: &mut Vec<Diagnostic>) {
+    let name = &choice.method;
+    check_method_args(name, &choice.args, diagnostics);
+    if !METHODS.contains(&name.name.as_str()) {
+        let mut d = Diagnostic::error(format!("unknown integration method `{}`", name.name))
+            .primary(name.span, "not a method");
+        d = match did_you_mean(&name.name, METHODS.iter().copied()) {
+            Some(best) => d.help(format!("did you mean `{best}`?")),
+            None => d.note(format!("the methods are: {}", METHODS.join(", "))),
+        };
+        diagnostics.push(d);
+    }
+}
+
 /// Checks the arguments of `method = name(...)`: only `rkf45` takes any, each named once from
 /// [`RKF45_ARGS`], each a non-negative number literal, and not all of them zero.
 fn check_method_args(name: &ast::Ident, args: &[ast::Arg], diagnostics: &mut Vec<Diagnostic>) {
@@ -979,28 +995,14 @@ fn check_model_names(model: &ModelInfo, diagnostics: &mut Vec<Diagnostic>) {
                 }
                 scope.check_expr(&ode.rhs, Use::Anywhere, diagnostics);
             }
-            Member::Method {
-                method: name,
-                args,
-                span,
-            } => {
-                check_method_args(name, args, diagnostics);
-                if let Some(previous) = method.replace(*span) {
+            Member::Method(choice) => {
+                check_method(choice, diagnostics);
+                if let Some(previous) = method.replace(choice.span) {
                     diagnostics.push(
                         Diagnostic::error("the integration method is given twice")
-                            .primary(*span, "again here")
+                            .primary(choice.span, "again here")
                             .secondary(previous, "first here"),
                     );
-                }
-                if !METHODS.contains(&name.name.as_str()) {
-                    let mut d =
-                        Diagnostic::error(format!("unknown integration method `{}`", name.name))
-                            .primary(name.span, "not a method");
-                    d = match did_you_mean(&name.name, METHODS.iter().copied()) {
-                        Some(best) => d.help(format!("did you mean `{best}`?")),
-                        None => d.note(format!("the methods are: {}", METHODS.join(", "))),
-                    };
-                    diagnostics.push(d);
                 }
             }
             Member::Spike { condition, span } => {
@@ -1690,10 +1692,14 @@ fn resolve_network(
                 model,
                 size,
                 inits,
+                method,
                 ..
             } => {
                 declare_population(&mut declared, name, diagnostics);
                 check_net_expr(size, NetContext::Constant, diagnostics);
+                if let Some(choice) = method {
+                    check_method(choice, diagnostics);
+                }
                 match resolved.lookup_model(module, &model.name) {
                     Some(info) if info.ast.kind == ModelKind::Neuron => {
                         for init in inits {

@@ -454,19 +454,19 @@ fn poisson_process_has_poisson_rate_and_intervals() {
 // ---------------------------------------------------------------------------------------------
 // COBA (Brian2 reference, 4000 neurons, 1 s; 8 seeds): rate 20.17 +- 1.11 Hz, CV 1.574 +- 0.026.
 //
-// snnc runs this network about 9 % slower: 18.43 +- 1.07 Hz over seeds 1-8, CV ~1.51. This is
-// a semantic difference, not a bug (investigation in tests/reference/README.md, "COBA"):
-// the network fires in refractory-limited bursts (median ISI 7.0 ms with t_ref = 5 ms), so its
-// rate is sensitive to (1) the refractory convention — Brian2 integrates again in the 50th step
-// after a spike (`timestep(t - lastspike) >= timestep(5 ms)`: 49 frozen steps), snnc (like
-// NEST) in the 51st (50 frozen steps); (2) the integrator — Brian2 forward Euler, snnc's
-// exponential Euler, which relaxes more slowly when the conductances are large. Matching both
-// (method = euler, t_ref = 4.9 ms) gives 19.13 Hz over 8 seeds, and 19.98 Hz (sd 0.66 over 6 initial states) with
-// Brian2's own seed-1 connectivity (Brian2: 20.73 on it).
+// snnc runs this network about 7 % slower: 18.77 +- 1.18 Hz over seeds 1-8 with forward Euler
+// as in the peer (the example's `method = euler`; 18.43 +- 1.07 with the exponential Euler
+// snnc would choose). This is a semantic difference, not a bug (investigation in
+// tests/reference/README.md, "COBA"): the network fires in refractory-limited bursts (median
+// ISI 7.0 ms with t_ref = 5 ms), so its rate is sensitive to the refractory convention —
+// Brian2 integrates again in the 50th step after a spike (`timestep(t - lastspike) >=
+// timestep(5 ms)`: 49 frozen steps), snnc (like NEST) in the 51st (50 frozen steps). Matching
+// it too (t_ref = 4.9 ms) gives 19.13 Hz over 8 seeds, and 19.98 Hz (sd 0.66 over 6 initial
+// states) with Brian2's own seed-1 connectivity (Brian2: 20.73 on it).
 //
 // Tolerance: rate 3.3 Hz (3 sd of Brian2's seed spread, README's suggestion), which holds the
-// documented -1.7 Hz bias plus 1.5 sd of noise for one seed; CV 0.12 (the -0.06 bias from the
-// same cause plus ~2.5 sd). Measured (seed 1): 17.46 Hz, CV 1.520. Runtime ~3 s in debug.
+// documented -1.4 Hz bias plus 1.6 sd of noise for one seed; CV 0.12 (the bias from the
+// same cause plus ~2.5 sd). Measured (seed 1): 18.30 Hz. Runtime ~3 s in debug.
 #[test]
 fn coba_rate_and_cv_match_brian2_within_semantic_difference() {
     let s = run_stats(&root().join("examples/coba.snn"), 1, "coba");
@@ -716,6 +716,35 @@ fn bernoulli_probability_outside_unit_interval_is_a_compile_error() {
         message.contains("probability_out_of_range.snn:8:"),
         "{message}"
     );
+}
+
+#[test]
+fn a_population_method_that_cannot_apply_is_reported_at_the_population() {
+    let model = root().join("tests/run/population_method_cannot_apply.snn");
+    let dir = scratch("population_method");
+    let r = snnc(
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot integrate `CobaLif`: `method = exact` needs a linear system"),
+        "{}",
+        r.stderr
+    );
+    // The span is the population's `method = exact`, not the model's declaration.
+    assert!(
+        r.stderr.contains("population_method_cannot_apply.snn:5:33"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn dump_model(model: &ModelInfo, out: &mut String) {
                     body.stmts.len()
                 );
             }
-            Member::Method { method, args, .. } => {
+            Member::Method(ast::MethodChoice { method, args, .. }) => {
                 let args: Vec<String> = args
                     .iter()
                     .map(|a| match (&a.name, &a.value.kind) {
@@ -120,12 +120,20 @@ fn dump_network(network: &ast::Network, out: &mut String) {
                 let _ = writeln!(out, "    setting {}", name.name);
             }
             NetItem::Population {
-                name, model, inits, ..
+                name,
+                model,
+                inits,
+                method,
+                ..
             } => {
                 let names: Vec<&str> = inits.iter().map(|i| i.name.name.as_str()).collect();
+                let method = method
+                    .as_ref()
+                    .map(|m| format!(", method {}", m.method.name))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "    population {}: {} (sets {})",
+                    "    population {}: {} (sets {}){method}",
                     name.name,
                     model.name,
                     names.join(", ")

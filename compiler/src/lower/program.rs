@@ -510,6 +510,7 @@ impl NetworkLowerer<'_> {
                     model,
                     size,
                     inits,
+                    method,
                     span,
                 } => {
                     let Some(info) = self.resolved.lookup_model(0, &model.name) else {
@@ -541,7 +542,15 @@ impl NetworkLowerer<'_> {
                         .collect();
                     let written = written_by_projections(items, &name.name);
                     let pop = self.lower_population(
-                        &name.name, info, size, inits, &inputs, &recorded, written, *span,
+                        &name.name,
+                        info,
+                        size,
+                        inits,
+                        method.as_ref(),
+                        &inputs,
+                        &recorded,
+                        written,
+                        *span,
                     );
                     nodes.insert(&name.name, Node::Population(index));
                     program.populations.push(pop);
@@ -784,6 +793,7 @@ impl NetworkLowerer<'_> {
         model: &ModelInfo,
         size: u32,
         inits: &[ast::Init],
+        method_override: Option<&ast::MethodChoice>,
         inputs: &[&ast::InputDecl],
         recorded: &[&str],
         written_by_projections: Option<Vec<String>>,
@@ -1084,8 +1094,15 @@ impl NetworkLowerer<'_> {
             }
         }
         let env = model_env(&values, &lets, dt);
+        // The population's `method = ...` wins over its model's.
+        let method_choice = method_override.or_else(|| {
+            model.ast.members.iter().find_map(|m| match m {
+                Member::Method(choice) => Some(choice),
+                _ => None,
+            })
+        });
         // `method = rkf45(...)`: adaptive sub-steps, with the threshold tested after each.
-        let (forced, tolerances) = forced_method(model);
+        let (forced, tolerances) = forced_method(method_choice);
         let adaptive = forced == Some(Method::Rkf45);
         // Refractory now: at the start of the step, or since a spike at an earlier sub-step
         // of this one (which set the countdown, decremented only at the next step's start).
@@ -1163,15 +1180,7 @@ impl NetworkLowerer<'_> {
                 body.extend(integration.stmts);
             }
             Err(message) => {
-                let span = model
-                    .ast
-                    .members
-                    .iter()
-                    .find_map(|m| match m {
-                        Member::Method { span, .. } => Some(*span),
-                        _ => None,
-                    })
-                    .unwrap_or(model.ast.name.span);
+                let span = method_choice.map_or(model.ast.name.span, |choice| choice.span);
                 self.diagnostics.push(
                     Diagnostic::error(format!("cannot integrate `{}`: {message}", model.name()))
                         .primary(span, "here"),
@@ -1824,14 +1833,11 @@ impl NetworkLowerer<'_> {
     }
 }
 
-/// The method a model forces (`method = ...`), with the tolerances of `rkf45` (the resolver has
-/// checked the arguments; anything else keeps its default).
-fn forced_method(model: &ModelInfo) -> (Option<Method>, adaptive::Tolerances) {
+/// The method a model or population forces (`method = ...`), with the tolerances of `rkf45`
+/// (the resolver has checked the arguments; anything else keeps its default).
+fn forced_method(choice: Option<&ast::MethodChoice>) -> (Option<Method>, adaptive::Tolerances) {
     let mut tolerances = adaptive::Tolerances::default();
-    for member in &model.ast.members {
-        let Member::Method { method, args, .. } = member else {
-            continue;
-        };
+    if let Some(ast::MethodChoice { method, args, .. }) = choice {
         for arg in args {
             let (Some(name), ExprKind::Number(value)) = (&arg.name, &arg.value.kind) else {
                 continue;
