@@ -4,7 +4,7 @@
 usage: bench/suite/suite.py [--quick] [--sizes small|large|all] [--threads LIST] [--reps N]
                             [--reps-large N] [--snnc PATH] [--benchmarks LIST] [--peers LIST]
                             [--out FILE] [--samples FILE] [--from-samples FILE] [--timeout S]
-                            [--note TEXT]
+                            [--note TEXT] [--backends jit,llvm]
 
 Runs CUBA, COBA, Brunel (model A) and the Song STDP network (docs: bench/README.md), each at a
 small and a large size (shared/design/benchmarks.md), in snnc and in each peer, interleaving
@@ -24,6 +24,8 @@ What is measured, per simulator:
 - NEST: each repetition runs the whole script; build = its set-up (kernel reset, Create,
   Connect), simulation = nest.Simulate; no compile step (models are precompiled).
 Peak RSS is the process's maximum resident set (so it includes Python for NEST).
+With `--backends jit,llvm`, snnc also runs with `--backend llvm` (a build with the `llvm`
+feature): rows "snnc (llvm)", and their own line in the targets table.
 
 Standard library only (Python 3.8+); the peers run in their own venv (PEERS_DIR, default
 ~/snn-peers; shared/peers/setup.sh installs it) and are reported "not installed" without it.
@@ -164,7 +166,7 @@ def timed(cmd, cwd=None, timeout=None):
 
 
 UNSUPPORTED = ("which the simulator does not run yet", "is not simulated yet",
-               "not simulated yet", "not supported")
+               "not simulated yet", "not supported", "built without LLVM support")
 
 
 def parse_snnc(stdout):
@@ -251,11 +253,13 @@ class Snnc:
             f.write(text)
         return model
 
-    def run(self, bench, model, threads):
+    def run(self, bench, model, threads, backend="jit"):
         cmd = [self.path, "run", model, "--duration", f"{bench.duration:g}s",
                "--out", os.path.join(self.work, "out")]
         if self.threads_flag:
             cmd += ["--threads", str(threads)]
+        if backend != "jit":
+            cmd += ["--backend", backend]
         rc, out, err, wall, rss = timed(cmd, timeout=self.timeout)
         if rc != 0:
             status, message = snnc_failure(err)
@@ -399,13 +403,18 @@ def render(data):
         runs = bench["runs"]  # {"snnc@1": [...], "Brian2": [...], "NEST": [...]}
         snnc_keys = sorted((k for k in runs if k.startswith("snnc@")),
                            key=lambda k: int(k.split("@")[1]))
+        # Other backends ("snnc-llvm@1"): rows of their own, and a line in the targets.
+        other_keys = sorted((k for k in runs if k.startswith("snnc-")),
+                            key=lambda k: (k.split("@")[0], int(k.split("@")[1])))
         summaries = {k: summarize(v) for k, v in runs.items()}
         base = summaries.get(snnc_keys[0]) if snnc_keys else None
         base_sim = base["sim_s"][0] if base and base["status"] == "ok" else None
         ratios = {}
-        for key in snnc_keys + [k for k in ("Brian2", "NEST") if k in runs]:
+        for key in snnc_keys + other_keys + [k for k in ("Brian2", "NEST") if k in runs]:
             s = summaries[key]
             simulator, threads = (key.split("@") + [1])[:2] if key.startswith("snnc") else (key, 1)
+            if simulator.startswith("snnc-"):
+                simulator = f"snnc ({simulator[5:]})"
             cells = [bench["name"], bench["label"], simulator, str(threads)]
             if s["status"] != "ok":
                 text = {"unsupported": "not supported by this snnc build",
@@ -439,6 +448,21 @@ def render(data):
         elif snnc_keys:
             targets.append(f"| {bench['name']} | {bench['label']} | "
                            f"{summaries[snnc_keys[0]]['status']} | |")
+        for backend in sorted({k.split("@")[0] for k in other_keys}):
+            first = next(k for k in other_keys if k.startswith(backend + "@"))
+            s = summaries[first]
+            if s["status"] != "ok":
+                continue
+            verdicts = []
+            for peer, limit in (("Brian2", 0.5), ("NEST", 0.1)):
+                p = summaries.get(peer)
+                if p and p["status"] == "ok":
+                    r = s["sim_s"][0] / p["sim_s"][0]
+                    verdicts.append(f"{r:.3f} ({'met' if r <= limit else 'missed'})")
+                else:
+                    verdicts.append("–")
+            targets.append(f"| {bench['name']} | {bench['label']}, {backend[5:]} backend | "
+                           + " | ".join(verdicts) + " |")
         if len(snnc_keys) > 1 and base_sim is not None:
             t1_threads = int(snnc_keys[0].split("@")[1])
             for key in snnc_keys:
@@ -497,6 +521,8 @@ def peer_versions(python):
 
 def measure(args):
     threads = [int(t) for t in args.threads.split(",")]
+    # The default backend first: the other backends' rows are compared with the same peers.
+    backends = ["jit"] + [b for b in args.backends.split(",") if b and b != "jit"]
     threads_flag = snnc_supports_threads(args.snnc)
     if not threads_flag:
         threads = [1]
@@ -530,6 +556,8 @@ def measure(args):
     for bench in selected:
         log(f"== {bench.key}: {bench.label}")
         runs = {f"snnc@{t}": [] for t in threads}
+        for backend in backends[1:]:
+            runs.update({f"snnc-{backend}@{t}": [] for t in threads})
         model = snnc.prepare(bench)
         prepared = {}
         for peer in peers:
@@ -542,16 +570,18 @@ def measure(args):
         unsupported = False
         reps = args.reps if bench.size == "small" else args.reps_large
         for rep in range(reps):
-            for t in threads:
-                if unsupported:
-                    break
-                try:
-                    sample = snnc.run(bench, model, t)
-                except Failed as error:
-                    sample = {"status": "error", "message": str(error)}
-                runs[f"snnc@{t}"].append(sample)
-                unsupported = sample["status"] == "unsupported"
-                log(f"   rep {rep + 1} snnc@{t}: " + describe(sample))
+            for backend in backends:
+                key = "snnc" if backend == "jit" else f"snnc-{backend}"
+                for t in threads:
+                    if unsupported:
+                        break
+                    try:
+                        sample = snnc.run(bench, model, t, backend)
+                    except Failed as error:
+                        sample = {"status": "error", "message": str(error)}
+                    runs[f"{key}@{t}"].append(sample)
+                    unsupported = sample["status"] == "unsupported" and backend == "jit"
+                    log(f"   rep {rep + 1} {key}@{t}: " + describe(sample))
             for peer in peers:
                 if peer.name not in prepared:
                     continue
@@ -597,6 +627,8 @@ def main(argv=None):
                     help="small sizes, one repetition, a tenth of the simulated time")
     ap.add_argument("--sizes", choices=["small", "large", "all"], default="all")
     ap.add_argument("--threads", default="1", help="snnc thread counts, e.g. 1,2,4,8,16")
+    ap.add_argument("--backends", default="jit",
+                    help="snnc backends to run, e.g. jit,llvm (llvm needs the llvm feature)")
     ap.add_argument("--reps", type=int, default=None,
                     help="repetitions (default 5; 1 with --quick)")
     ap.add_argument("--reps-large", type=int, default=None,

@@ -196,6 +196,17 @@ class Table(unittest.TestCase):
         # 2 threads: speed-up 0.2 / 0.125 = 1.6, efficiency 1.6 / 2 = 80 %.
         self.assertIn("| CUBA | 4,000 neurons | 2 | 125.0 ms [100.0] | 1.60 | 80% | yes |", self.text)
 
+    def test_another_backend_has_its_rows_and_its_own_targets(self):
+        data = fixture()
+        data["benchmarks"][0]["runs"]["snnc-llvm@1"] = [snnc_sample(0.1), snnc_sample(0.15)]
+        text = suite.render(data)
+        self.assertIn("| CUBA | 4,000 neurons | snnc (llvm) | 1 |", text)
+        # Median of 0.1 and 0.15 s against Brian2's 0.5 s and NEST's 4.0 s.
+        self.assertIn("| CUBA | 4,000 neurons, llvm backend | 0.250 (met) | 0.031 (met) |", text)
+        # The default backend keeps its line, and the scaling table only its own thread counts.
+        self.assertIn("| CUBA | 4,000 neurons | 0.400 (met) | 0.050 (met) |", text)
+        self.assertIn("| CUBA | 4,000 neurons | 2 | 125.0 ms [100.0] | 1.60 | 80% | yes |", text)
+
     def test_missed_target(self):
         data = fixture()
         data["benchmarks"][0]["runs"]["Brian2"] = [sample(0.3)]
