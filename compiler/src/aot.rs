@@ -87,8 +87,12 @@ pub fn llvm_unavailable() -> String {
         .to_string()
 }
 
-/// The deploy runtime library: `$SNNC_RUNTIME_LIB`, or `libsnnc_deploy.a` next to the running
-/// `snnc` (cargo builds both into the same target directory).
+/// The deploy runtime library, found in this order: `$SNNC_RUNTIME_LIB`; next to the running
+/// `snnc` (cargo builds both into one target directory); in the target directory of the
+/// source tree this `snnc` was built from (`$CARGO_TARGET_DIR`, or `target/` of that tree),
+/// release first. An `snnc` installed with `cargo install --path compiler` has none of the
+/// first two, so as a last resort it builds the library from that source tree, once, with
+/// cargo, and says so.
 pub fn find_runtime_lib() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("SNNC_RUNTIME_LIB") {
         let path = PathBuf::from(path);
@@ -104,15 +108,76 @@ pub fn find_runtime_lib() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate snnc itself: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     // Test binaries run from `target/PROFILE/deps`; the library is one level up.
-    for candidate in [dir.join(RUNTIME_LIB), dir.join("..").join(RUNTIME_LIB)] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
+    let mut candidates = vec![dir.join(RUNTIME_LIB), dir.join("..").join(RUNTIME_LIB)];
+    let source = source_tree();
+    let target_dir = source_target_dir(&source);
+    for profile in ["release", "debug"] {
+        candidates.push(target_dir.join(profile).join(RUNTIME_LIB));
+    }
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
+    }
+    if source.join("Cargo.toml").is_file() && source.join("deploy").is_dir() {
+        return build_runtime_lib(&source, &target_dir);
     }
     Err(format!(
-        "the deploy runtime library {RUNTIME_LIB} is not next to snnc (looked in {}); build it with `cargo build --release -p snnc-deploy` (or `cargo build -p snnc-deploy` for a debug snnc), or set SNNC_RUNTIME_LIB to its path",
-        dir.display()
+        "the deploy runtime library {RUNTIME_LIB} is not next to snnc (looked in {}) and the source tree snnc was built from ({}) is gone; build it with `cargo build --release -p snnc-deploy` in an snnc checkout and set SNNC_RUNTIME_LIB to its path",
+        dir.display(),
+        source.display()
     ))
+}
+
+/// The workspace this `snnc` was compiled from.
+fn source_tree() -> PathBuf {
+    let compiler = Path::new(env!("CARGO_MANIFEST_DIR"));
+    compiler.parent().unwrap_or(compiler).to_path_buf()
+}
+
+/// Where cargo puts that workspace's builds.
+fn source_target_dir(source: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| source.join("target"))
+}
+
+/// Builds the release deploy library from the source tree, telling the user why it waits.
+fn build_runtime_lib(source: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(source)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "snnc-deploy",
+            "--target-dir",
+        ])
+        .arg(target_dir);
+    eprintln!(
+        "note: building the deploy runtime library {RUNTIME_LIB} once, from {} (set SNNC_RUNTIME_LIB to use another)",
+        source.display()
+    );
+    let output = command.output().map_err(|e| {
+        format!("cannot run cargo to build {RUNTIME_LIB}: {e}; build it with `cargo build --release -p snnc-deploy` and set SNNC_RUNTIME_LIB to its path")
+    })?;
+    if !output.status.success() {
+        return Err(format!(
+            "building {RUNTIME_LIB} with cargo failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ));
+    }
+    let built = target_dir.join("release").join(RUNTIME_LIB);
+    if built.is_file() {
+        Ok(built)
+    } else {
+        Err(format!(
+            "cargo built the deploy runtime library but {} is not there",
+            built.display()
+        ))
+    }
 }
 
 /// Runs a system tool, saying which one failed and how.

@@ -272,6 +272,53 @@ fn set_at_run_time_changes_runtime_variables_and_refuses_folded_ones() {
 }
 
 #[test]
+fn an_installed_snnc_finds_the_runtime_library_of_its_source_tree() {
+    // `cargo install --path compiler` copies snnc alone into ~/.cargo/bin: nothing is next to
+    // it, so it must find the library in the target directory of the tree it came from.
+    ensure_runtime_lib();
+    let dir = scratch("installed");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let installed = bin.join("snnc");
+    std::fs::copy(env!("CARGO_BIN_EXE_snnc"), &installed).unwrap();
+    // The test's own target directory (`TARGET/PROFILE/snnc`), as cargo would use it.
+    let target_dir = Path::new(env!("CARGO_BIN_EXE_snnc"))
+        .parent()
+        .and_then(Path::parent)
+        .unwrap();
+    let exe = dir.join("cuba");
+    let output = Command::new(&installed)
+        .args(["build", "examples/cuba.snn", "-o"])
+        .arg(&exe)
+        .current_dir(workspace())
+        .env_remove("SNNC_RUNTIME_LIB")
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .unwrap();
+    check(&output, "snnc build from a copied snnc");
+    let ran = Command::new(&exe)
+        .args(["--duration", "10 ms", "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    check(&ran, "the executable it built");
+
+    let missing = Command::new(&installed)
+        .args(["build", "examples/cuba.snn", "-o"])
+        .arg(&exe)
+        .current_dir(workspace())
+        .env("SNNC_RUNTIME_LIB", dir.join("nowhere.a"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        message.contains("SNNC_RUNTIME_LIB") && message.contains("nowhere.a"),
+        "{message}"
+    );
+}
+
+#[test]
 fn bad_flags_are_refused_with_exit_status_2() {
     let dir = scratch("flags");
     let exe = dir.join("cuba");
