@@ -719,6 +719,33 @@ fn bernoulli_probability_outside_unit_interval_is_a_compile_error() {
 }
 
 #[test]
+fn a_recorded_let_is_its_expression_of_the_recorded_states() {
+    // iaf_cond_exp: `let I_leak = g_L * (V_m - E_L)`, g_L = 16.6667 nS, E_L = -70 mV; traces
+    // are in the declared units (pA, mV), so I_leak = 16.6667 * (V_m + 70) to rounding: the
+    // kernel computes in SI units and each trace is scaled once, hence 1e-12 relative.
+    let dir = scratch("recorded_let");
+    let ran = simulate(
+        &root().join("tests/run/recorded_let.snn"),
+        &Overrides::default(),
+        &dir,
+    )
+    .unwrap();
+    let leak = read_f64(&ran.out.join("E_I_leak.npy"));
+    let v = read_f64(&ran.out.join("E_V_m.npy"));
+    assert_eq!(leak.len(), v.len());
+    assert_eq!(leak.len(), 2 * 500);
+    for (l, v) in leak.iter().zip(&v) {
+        let expected = 16.6667 * (v + 70.0);
+        assert!(
+            (l - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+            "{l} pA against {expected} pA"
+        );
+    }
+    // The neurons were driven: the leak current is not trivially zero.
+    assert!(leak.iter().any(|l| *l > 100.0), "{leak:?}");
+}
+
+#[test]
 fn a_population_method_that_cannot_apply_is_reported_at_the_population() {
     let model = root().join("tests/run/population_method_cannot_apply.snn");
     let dir = scratch("population_method");
