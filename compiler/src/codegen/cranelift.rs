@@ -63,9 +63,10 @@ enum Helper {
     Pow,
     Fmod,
     Random,
+    RandomBlock,
 }
 
-const HELPERS: [Helper; 11] = [
+const HELPERS: [Helper; 12] = [
     Helper::Exp,
     Helper::Expm1,
     Helper::Log,
@@ -77,6 +78,7 @@ const HELPERS: [Helper; 11] = [
     Helper::Pow,
     Helper::Fmod,
     Helper::Random,
+    Helper::RandomBlock,
 ];
 
 impl Helper {
@@ -93,6 +95,7 @@ impl Helper {
             Helper::Pow => "snnc_pow",
             Helper::Fmod => "snnc_fmod",
             Helper::Random => "snnc_random",
+            Helper::RandomBlock => "snnc_random_block",
         }
     }
 
@@ -112,6 +115,11 @@ impl Helper {
             Helper::Random => {
                 abi::snnc_random as extern "C" fn(u64, u32, u64, u32, u32, f64) -> f64 as *const u8
             }
+            Helper::RandomBlock => {
+                abi::snnc_random_block
+                    as extern "C" fn(u64, u64, u64, u64, u32, u32, f64, u32) -> *const f64
+                    as *const u8
+            }
         }
     }
 
@@ -128,10 +136,26 @@ impl Helper {
                 types::I32,
                 types::F64,
             ],
+            // (stream_key, start, end, step, site, kind, arg, slot) -> pointer
+            Helper::RandomBlock => &[
+                types::I64,
+                types::I64,
+                types::I64,
+                types::I64,
+                types::I32,
+                types::I32,
+                types::F64,
+                types::I32,
+            ],
             _ => &[types::F64],
         };
         sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-        sig.returns.push(AbiParam::new(types::F64));
+        let returns = if self == Helper::RandomBlock {
+            types::I64
+        } else {
+            types::F64
+        };
+        sig.returns.push(AbiParam::new(returns));
         sig
     }
 
@@ -314,9 +338,17 @@ fn helper_of(e: &Expr) -> Option<Helper> {
         Expr::Call(Func::Cos, _) => Helper::Cos,
         Expr::Call(Func::Tan, _) => Helper::Tan,
         Expr::Call(Func::Tanh, _) => Helper::Tanh,
+        e @ Expr::Random { .. } if batched(e) => Helper::RandomBlock,
         Expr::Random { .. } => Helper::Random,
         _ => return None,
     })
+}
+
+/// Whether a random draw is drawn for the whole range before the element loop
+/// (`snnc_random_block`) and read in the loop like an array: every draw whose argument is the
+/// same for every element, that is every draw but a Poisson draw of a per-element mean.
+fn batched(e: &Expr) -> bool {
+    matches!(e, Expr::Random { kind, arg, .. } if *kind != Random::Poisson || is_invariant(arg))
 }
 
 fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
@@ -329,11 +361,35 @@ fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
     used
 }
 
+/// The batched draws in `e` (see [`batched`]), in evaluation order.
+fn batched_draws<'k>(e: &'k Expr, out: &mut Vec<&'k Expr>) {
+    match e {
+        Expr::Const(_) | Expr::Var(_) | Expr::Local(_) | Expr::Time | Expr::Index => {}
+        Expr::Random { arg, .. } => {
+            if batched(e) {
+                out.push(e);
+            } else {
+                batched_draws(arg, out);
+            }
+        }
+        Expr::Unary(_, a) | Expr::Call(_, a) => batched_draws(a, out),
+        Expr::Binary(_, a, b) => {
+            batched_draws(a, out);
+            batched_draws(b, out);
+        }
+        Expr::Select(c, a, b) => {
+            batched_draws(c, out);
+            batched_draws(a, out);
+            batched_draws(b, out);
+        }
+    }
+}
+
 /// Whether evaluating `e` calls out of the kernel (then `select` branches instead of
-/// evaluating both sides).
+/// evaluating both sides). A batched draw is a load in the loop, not a call.
 fn calls_out(e: &Expr) -> bool {
     let mut found = false;
-    e.visit(&mut |e| found |= helper_of(e).is_some());
+    e.visit(&mut |e| found |= helper_of(e).is_some_and(|h| h != Helper::RandomBlock));
     found
 }
 
@@ -454,6 +510,10 @@ struct Gen<'f> {
     spiked: Option<Variable>,
     /// Values of loop-invariant subexpressions, computed before the loop (keyed by address).
     hoisted: HashMap<*const Expr, Value>,
+    /// For each batched draw (see [`batched`]; keyed by address), the address its value for
+    /// element 0 would have: the block `snnc_random_block` returned, minus `start` elements,
+    /// so that the element's byte offset addresses it as it addresses an array.
+    draw_bases: HashMap<*const Expr, Value>,
     /// Whether code is being emitted for the two-lane (`f64x2`) loop; see [`vectorizable`].
     vector: bool,
     /// Two-lane counterparts of `var_cache`, `locals` and `hoisted`, and `t` splatted.
@@ -579,6 +639,7 @@ fn emit(
         locals,
         spiked: spike_state.map(|s| s.2),
         hoisted: HashMap::new(),
+        draw_bases: HashMap::new(),
         vector: false,
         var_cache_v,
         locals_v,
@@ -606,6 +667,35 @@ fn emit(
             let splat = g.b.ins().splat(types::F64X2, value);
             g.hoisted_v.insert(e as *const Expr, splat);
         }
+    }
+    // Batched draws: one call per draw for the whole range, before the loop; each gets its own
+    // buffer slot, as all are read in the same loop.
+    let mut draws = Vec::new();
+    walk(&kernel.body, &mut |s| match s {
+        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) | Stmt::While { cond: e, .. } => {
+            batched_draws(e, &mut draws)
+        }
+        Stmt::Spike => {}
+    });
+    for (slot, e) in draws.into_iter().enumerate() {
+        let Expr::Random { kind, draw, arg } = e else {
+            unreachable!("only draws are batched")
+        };
+        let arg = if *kind == Random::Poisson {
+            g.expr(arg)
+        } else {
+            g.b.ins().f64const(0.0)
+        };
+        let site = g.b.ins().iconst(types::I32, i64::from(*draw));
+        let kind = g.b.ins().iconst(types::I32, i64::from(random_kind(*kind)));
+        let slot = g.b.ins().iconst(types::I32, slot as i64);
+        let f = g.helpers[Helper::RandomBlock.index()].expect("used helpers are imported");
+        let args = [stream_key, start, end, step, site, kind, arg, slot];
+        let inst = g.b.ins().call(f, &args);
+        let block = g.b.inst_results(inst)[0];
+        let start_bytes = g.b.ins().ishl_imm_u(start, 3);
+        let base = g.b.ins().isub(block, start_bytes);
+        g.draw_bases.insert(e as *const Expr, base);
     }
     if vector {
         let vheader = g.b.create_block();
@@ -1015,6 +1105,17 @@ impl Gen<'_> {
         self.b.use_var(self.var_cache_v[var])
     }
 
+    /// The value of a batched draw (see [`batched`]) at the current element, or both lanes of it.
+    fn batched_draw(&mut self, e: &Expr) -> Option<Value> {
+        let base = *self.draw_bases.get(&(e as *const Expr))?;
+        let addr = self.b.ins().iadd(base, self.elem_offset);
+        Some(if self.vector {
+            self.b.ins().load(types::F64X2, unaligned(), addr, 0)
+        } else {
+            self.b.ins().load(types::F64, trusted(), addr, 0)
+        })
+    }
+
     /// A random draw per lane, with each lane's element index.
     fn random_v(&mut self, kind: Random, draw: u32, arg: &Expr) -> Value {
         let arg = if kind == Random::Poisson {
@@ -1296,7 +1397,12 @@ impl Gen<'_> {
                     let b = self.expr(b);
                     return self.select(cond, a, b);
                 }
-                Expr::Random { kind, draw, arg } => return self.random_v(*kind, *draw, arg),
+                Expr::Random { kind, draw, arg } => {
+                    if let Some(v) = self.batched_draw(e) {
+                        return v;
+                    }
+                    return self.random_v(*kind, *draw, arg);
+                }
                 _ => {}
             }
         }
@@ -1347,6 +1453,9 @@ impl Gen<'_> {
                 }
             }
             Expr::Random { kind, draw, arg } => {
+                if let Some(v) = self.batched_draw(e) {
+                    return v;
+                }
                 let arg = if *kind == Random::Poisson {
                     self.expr(arg)
                 } else {
