@@ -34,6 +34,7 @@
 //! Arrays must not overlap (the interpreter's `&mut` slices guarantee it): a value loaded for
 //! one variable is not reloaded after a store to another.
 
+use super::{batched, is_invariant};
 use crate::ir::interp::{self, random_kind};
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, GATHERS};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -344,13 +345,6 @@ fn helper_of(e: &Expr) -> Option<Helper> {
     })
 }
 
-/// Whether a random draw is drawn for the whole range before the element loop
-/// (`snnc_random_block`) and read in the loop like an array: every draw whose argument is the
-/// same for every element, that is every draw but a Poisson draw of a per-element mean.
-fn batched(e: &Expr) -> bool {
-    matches!(e, Expr::Random { kind, arg, .. } if *kind != Random::Poisson || is_invariant(arg))
-}
-
 fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
     let mut used = [false; HELPERS.len()];
     walk_exprs(&kernel.body, &mut |e| {
@@ -361,47 +355,12 @@ fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
     used
 }
 
-/// The batched draws in `e` (see [`batched`]), in evaluation order.
-fn batched_draws<'k>(e: &'k Expr, out: &mut Vec<&'k Expr>) {
-    match e {
-        Expr::Const(_) | Expr::Var(_) | Expr::Local(_) | Expr::Time | Expr::Index => {}
-        Expr::Random { arg, .. } => {
-            if batched(e) {
-                out.push(e);
-            } else {
-                batched_draws(arg, out);
-            }
-        }
-        Expr::Unary(_, a) | Expr::Call(_, a) => batched_draws(a, out),
-        Expr::Binary(_, a, b) => {
-            batched_draws(a, out);
-            batched_draws(b, out);
-        }
-        Expr::Select(c, a, b) => {
-            batched_draws(c, out);
-            batched_draws(a, out);
-            batched_draws(b, out);
-        }
-    }
-}
-
 /// Whether evaluating `e` calls out of the kernel (then `select` branches instead of
 /// evaluating both sides). A batched draw is a load in the loop, not a call.
 fn calls_out(e: &Expr) -> bool {
     let mut found = false;
     e.visit(&mut |e| found |= helper_of(e).is_some_and(|h| h != Helper::RandomBlock));
     found
-}
-
-/// Whether `e` has the same value for every element of one invocation.
-fn is_invariant(e: &Expr) -> bool {
-    match e {
-        Expr::Const(_) | Expr::Time => true,
-        Expr::Var(_) | Expr::Local(_) | Expr::Index | Expr::Random { .. } => false,
-        Expr::Unary(_, a) | Expr::Call(_, a) => is_invariant(a),
-        Expr::Binary(_, a, b) => is_invariant(a) && is_invariant(b),
-        Expr::Select(c, a, b) => is_invariant(c) && is_invariant(a) && is_invariant(b),
-    }
 }
 
 /// The largest invariant subexpressions of `e` that are not leaves.
@@ -670,14 +629,7 @@ fn emit(
     }
     // Batched draws: one call per draw for the whole range, before the loop; each gets its own
     // buffer slot, as all are read in the same loop.
-    let mut draws = Vec::new();
-    walk(&kernel.body, &mut |s| match s {
-        Stmt::Let(_, e) | Stmt::Store(_, e) | Stmt::If(e, _, _) | Stmt::While { cond: e, .. } => {
-            batched_draws(e, &mut draws)
-        }
-        Stmt::Spike => {}
-    });
-    for (slot, e) in draws.into_iter().enumerate() {
+    for (slot, e) in super::batched_draws(&kernel.body).into_iter().enumerate() {
         let Expr::Random { kind, draw, arg } = e else {
             unreachable!("only draws are batched")
         };
