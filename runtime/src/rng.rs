@@ -108,6 +108,125 @@ fn philox4x32_10_lanes(
     c
 }
 
+/// The Philox blocks of four consecutive entities, as [`philox4x32_10_lanes_avx2`] computes
+/// them, left in registers: word `w` of lane `l` in the low half of 64-bit lane `l` of result
+/// `w`, the high halves meaningless (see there).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn philox4x32_10_x4_avx2(
+    block: u32,
+    first: u32,
+    step: u64,
+    key: [u32; 2],
+) -> [std::arch::x86_64::__m256i; 4] {
+    use std::arch::x86_64::*;
+    let m0 = _mm256_set1_epi64x(i64::from(PHILOX_M0));
+    let m1 = _mm256_set1_epi64x(i64::from(PHILOX_M1));
+    let mut c0 = _mm256_set1_epi64x(i64::from(block));
+    // The low halves are `first + l` modulo 2^32, which is all a lane's multiply reads.
+    let mut c1 = _mm256_add_epi64(
+        _mm256_set1_epi64x(i64::from(first)),
+        _mm256_set_epi64x(3, 2, 1, 0),
+    );
+    let mut c2 = _mm256_set1_epi64x((step & 0xffff_ffff) as i64);
+    let mut c3 = _mm256_set1_epi64x((step >> 32) as i64);
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(PHILOX_W0);
+            k[1] = k[1].wrapping_add(PHILOX_W1);
+        }
+        let k0 = _mm256_set1_epi64x(i64::from(k[0]));
+        let k1 = _mm256_set1_epi64x(i64::from(k[1]));
+        let p0 = _mm256_mul_epu32(c0, m0);
+        let p1 = _mm256_mul_epu32(c2, m1);
+        c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p1), c1), k0);
+        c1 = p1;
+        c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p0), c3), k1);
+        c3 = p0;
+    }
+    [c0, c1, c2, c3]
+}
+
+/// Uniform or Poisson-by-inversion first variates of `out.len()` consecutive entities, four at
+/// a time entirely in AVX2 registers: `out.len()` must be a multiple of four. Bit for bit
+/// [`Stream::fill_batched`]'s values:
+///
+/// * The uniform `(x >> 11) * 2^-53` of the 64 bits `x = lo | hi << 32` is computed from the
+///   two exact doubles `hi` and `lo >> 11` (each made by the exponent trick, `bits(2^52 + n)
+///   - 2^52`, exact for `n < 2^52`) as `(hi * 2^21 + (lo >> 11)) * 2^-53`: every step is exact
+///   (an integer below 2^53, then a power of two), so the result is the correctly rounded,
+///   that is the exact, value the scalar conversion gives.
+/// * The Poisson count is the number of the table's first [`InversionTable::FAST`] entries
+///   below `u` (ordered `<`, as Rust's), accumulated from the compare masks; where a lane's
+///   count reaches the end of the fast part or of the table, the four lanes take
+///   [`InversionTable::search`] instead. Counts below 16 convert to doubles exactly by the
+///   same exponent trick.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_uniform_or_poisson_avx2(
+    key: [u32; 2],
+    block: u32,
+    first_entity: u32,
+    step: u64,
+    table: Option<&InversionTable>,
+    out: &mut [f64],
+) {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(out.len() % 4, 0);
+    let low = _mm256_set1_epi64x(0xffff_ffff);
+    let exponent = _mm256_set1_epi64x(0x4330_0000_0000_0000);
+    let two52 = _mm256_set1_pd(4_503_599_627_370_496.0);
+    let two21 = _mm256_set1_pd(2_097_152.0);
+    let two_minus53 = _mm256_set1_pd(1.0 / (1u64 << 53) as f64);
+    let exact =
+        |n: __m256i| _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(n, exponent)), two52);
+    let limit = table.map_or(0, |t| t.last.min(InversionTable::FAST - 1) as i64);
+    let limit = _mm256_set1_epi64x(limit);
+    for (chunk_index, chunk) in out.chunks_exact_mut(4).enumerate() {
+        let first = first_entity.wrapping_add(4 * chunk_index as u32);
+        // SAFETY: this function runs only where the CPU has AVX2.
+        let [c0, c1, _, _] = unsafe { philox4x32_10_x4_avx2(block, first, step, key) };
+        let lo = _mm256_srli_epi64::<11>(_mm256_and_si256(c0, low));
+        let hi = _mm256_and_si256(c1, low);
+        let u = _mm256_mul_pd(
+            _mm256_add_pd(_mm256_mul_pd(exact(hi), two21), exact(lo)),
+            two_minus53,
+        );
+        let value = match table {
+            None => u,
+            Some(table) => {
+                let mut below = _mm256_setzero_si256();
+                for &c in &table.cdf[..InversionTable::FAST] {
+                    let less = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_set1_pd(c), u);
+                    // A true compare is all ones, -1 as an integer.
+                    below = _mm256_sub_epi64(below, _mm256_castpd_si256(less));
+                }
+                let beyond = _mm256_cmpgt_epi64(below, limit);
+                if _mm256_movemask_pd(_mm256_castsi256_pd(beyond)) == 0 {
+                    exact(below)
+                } else {
+                    let mut us = [0.0; 4];
+                    // SAFETY: four doubles, unaligned store.
+                    unsafe { _mm256_storeu_pd(us.as_mut_ptr(), u) };
+                    let ks = us.map(|u| f64::from(table.search(u) as u32));
+                    // SAFETY: four doubles, unaligned load.
+                    unsafe { _mm256_loadu_pd(ks.as_ptr()) }
+                }
+            }
+        };
+        // SAFETY: the chunk holds four doubles; the store is unaligned.
+        unsafe { _mm256_storeu_pd(chunk.as_mut_ptr(), value) };
+    }
+}
+
 /// [`philox4x32_10_lanes`] written with AVX2 intrinsics: each word of four lanes is one
 /// 256-bit register and each multiply one `vpmuludq` (which reads the low 32 bits of every
 /// 64-bit lane). Only the low halves of the lanes are kept meaningful between rounds: a
@@ -128,33 +247,13 @@ unsafe fn philox4x32_10_lanes_avx2(
     key: [u32; 2],
 ) -> [[u64; BATCH_LANES]; 4] {
     use std::arch::x86_64::*;
-    let m0 = _mm256_set1_epi64x(i64::from(PHILOX_M0));
-    let m1 = _mm256_set1_epi64x(i64::from(PHILOX_M1));
     let low = _mm256_set1_epi64x(0xffff_ffff);
     let mut out = [[0u64; BATCH_LANES]; 4];
     for h in 0..BATCH_LANES / 4 {
-        let base = i64::from(first) + 4 * h as i64;
-        let mut c0 = _mm256_set1_epi64x(i64::from(block));
-        // The low halves are `first + l` modulo 2^32, which is all a lane's multiply reads.
-        let mut c1 = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3, 2, 1, 0));
-        let mut c2 = _mm256_set1_epi64x((step & 0xffff_ffff) as i64);
-        let mut c3 = _mm256_set1_epi64x((step >> 32) as i64);
-        let mut k = key;
-        for round in 0..10 {
-            if round > 0 {
-                k[0] = k[0].wrapping_add(PHILOX_W0);
-                k[1] = k[1].wrapping_add(PHILOX_W1);
-            }
-            let k0 = _mm256_set1_epi64x(i64::from(k[0]));
-            let k1 = _mm256_set1_epi64x(i64::from(k[1]));
-            let p0 = _mm256_mul_epu32(c0, m0);
-            let p1 = _mm256_mul_epu32(c2, m1);
-            c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p1), c1), k0);
-            c1 = p1;
-            c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p0), c3), k1);
-            c3 = p0;
-        }
-        for (word, value) in out.iter_mut().zip([c0, c1, c2, c3]) {
+        let first = first.wrapping_add(4 * h as u32);
+        // SAFETY: this function runs only where the CPU has AVX2.
+        let words = unsafe { philox4x32_10_x4_avx2(block, first, step, key) };
+        for (word, value) in out.iter_mut().zip(words) {
             // SAFETY: lanes `4h..4h + 4` of a word are in bounds; the store is unaligned.
             unsafe {
                 _mm256_storeu_si256(
@@ -314,6 +413,17 @@ impl Stream {
         let table = table.as_ref();
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
+            let mut out = out;
+            let mut first_entity = first_entity;
+            if matches!(variate, FirstVariate::Uniform | FirstVariate::Poisson(_)) {
+                let (whole, rest) = out.split_at_mut(out.len() / 4 * 4);
+                // SAFETY: the CPU has AVX2, checked just above; `whole` is a multiple of four.
+                unsafe {
+                    fill_uniform_or_poisson_avx2(self.key, block, first_entity, step, table, whole)
+                };
+                first_entity = first_entity.wrapping_add(whole.len() as u32);
+                out = rest;
+            }
             // SAFETY: the CPU has AVX2, checked just above.
             unsafe { self.fill_batched_avx2(first_entity, step, block, variate, table, out) };
             return;
