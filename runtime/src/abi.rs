@@ -5,7 +5,9 @@
 //! `extern "C"` functions here. The layout is `#[repr(C)]` and the code generator reads field
 //! offsets from this definition, so the two cannot drift apart. Nothing here knows how
 //! kernels are produced. The helpers are `#[no_mangle]`: an ahead-of-time compiled model
-//! object imports them by these names, and the linker resolves them in the runtime.
+//! object imports them by these names, and the linker resolves them in the runtime. The one
+//! piece of state here is the per-thread buffers of [`snnc_random_block`], which hand a
+//! kernel a block of draws to read during one invocation.
 
 use crate::rng::{FirstVariate, Stream};
 use std::cell::RefCell;

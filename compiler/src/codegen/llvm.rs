@@ -44,7 +44,10 @@
 //! (so LLVM cannot turn them into `minnum`/`maxnum`) and two selects; `%`, `^`,
 //! `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` and random draws call the
 //! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
-//! never computes them itself). No instruction carries fast-math flags, and the module asks for
+//! never computes them itself). Draws whose argument is the same for every element are
+//! batched as in `codegen::cranelift`: one `snnc_random_block` call per occurrence before the
+//! loop (declared as writing memory, its result `noalias`) and a load in it, so a loop whose
+//! only calls were such draws vectorises. No instruction carries fast-math flags, and the module asks for
 //! no contraction, so LLVM never fuses a multiply and an add into an FMA (the code generator's
 //! default, `-fp-contract=standard`, fuses only the `fmuladd` intrinsic, which we never emit).
 //! IR locals start at 0.0 once per invocation and carry over from one element to the next, as
