@@ -621,6 +621,10 @@ def main(argv=None):
         args.reps = 5
     if args.reps_large is None:
         args.reps_large = args.reps
+    # Before measuring for half an hour, not after: the output folder may not exist yet.
+    for path in (args.out, args.samples):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.from_samples:
         with open(args.from_samples) as f:
             data = json.load(f)

@@ -220,6 +220,15 @@ class RecordedRun(unittest.TestCase):
         self.assertEqual(len(table), runs)
         self.assertIn("Brian2 2.9.0 NEST 3.10.0", text)
 
+    def test_the_output_folder_is_created(self):
+        recorded = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata",
+                                "quick_samples.json")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "new", "folder", "results.md")
+            with contextlib.redirect_stdout(io.StringIO()):
+                suite.main(["--from-samples", recorded, "--out", out])
+            self.assertTrue(os.path.exists(out))
+
 
 class Remote(unittest.TestCase):
     """bench/suite/remote.py: the script for a machine with only the binary, and its log."""

@@ -222,9 +222,10 @@ fn clip_kernel() -> Kernel {
 
 #[test]
 fn cross_objects_are_for_their_architecture() {
-    // COBA calls `snnc_exp`/`snnc_expm1`-style helpers through its exponential-Euler update,
-    // so the objects must import runtime symbols; CUBA is plain arithmetic.
-    for example in ["cuba.snn", "coba.snn", "adaptive_neurons.snn"] {
+    // Brunel's Poisson input calls `snnc_random`, so its objects must import a runtime
+    // symbol; COBA's exponential Euler (`expm1`) is inline and CUBA is plain arithmetic, so
+    // theirs import nothing.
+    for example in ["cuba.snn", "coba.snn", "brunel.snn", "adaptive_neurons.snn"] {
         let program = lowered(example);
         // Besides the example's kernels, one with `min`/`max` (compared through LLVM's
         // arithmetic fence) and a gathered variable, as plasticity handlers have.
@@ -296,11 +297,16 @@ fn cross_objects_are_for_their_architecture() {
                     "{triple}: imports `{symbol}`, which neither the runtime nor libc defines"
                 );
             }
-            if example == "coba.snn" {
-                assert!(
-                    !imports.is_empty(),
-                    "{triple}: COBA calls no runtime helper?"
-                );
+            match example {
+                "brunel.snn" => assert!(
+                    imports.contains(&"snnc_random"),
+                    "{triple}: Brunel does not call snnc_random? {imports:?}"
+                ),
+                "cuba.snn" | "coba.snn" => assert!(
+                    imports.is_empty(),
+                    "{triple}: {example} imports {imports:?}"
+                ),
+                _ => {}
             }
 
             let code = disassembly(&path);
@@ -310,9 +316,10 @@ fn cross_objects_are_for_their_architecture() {
                     .any(|l| l.split_whitespace().any(|word| word == *instruction));
                 assert!(!fused_here, "{triple}: {example} uses `{instruction}`");
             }
-            if machine == "RISC-V" && example == "coba.snn" {
+            if machine == "RISC-V" && example == "brunel.snn" {
                 // The header says double-float ABI (emit_object writes that flag itself), so
-                // the code must pass doubles to the runtime's helpers in `fa0`, never through
+                // the code must pass doubles to the runtime's helpers (`snnc_random`'s Poisson
+                // mean) in `fa0`, never through
                 // an integer register as soft-float code does.
                 assert!(code.contains("fa0"), "{triple}: no double in fa0:\n{code}");
                 assert!(

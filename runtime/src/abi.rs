@@ -143,15 +143,8 @@ pub extern "C" fn snnc_random_block(
     })
 }
 
-/// `exp(x) - 1` etc. are not Cranelift instructions; compiled code calls these.
-#[no_mangle]
-pub extern "C" fn snnc_exp(x: f64) -> f64 {
-    x.exp()
-}
-#[no_mangle]
-pub extern "C" fn snnc_expm1(x: f64) -> f64 {
-    x.exp_m1()
-}
+/// `log`, `sin` etc. are not Cranelift instructions; compiled code calls these. (`exp` and
+/// `expm1` are inlined: see [`crate::math`].)
 #[no_mangle]
 pub extern "C" fn snnc_log(x: f64) -> f64 {
     x.ln()

@@ -9,6 +9,7 @@ pub mod connectivity;
 pub mod delays;
 pub mod error;
 pub mod inputs;
+pub mod math;
 pub mod memory;
 pub mod network;
 pub mod npy;

@@ -19,8 +19,10 @@
 //! * `min`/`max` are a compare and two selects, not `fmin`/`fmax` (which propagate NaN): a NaN
 //!   operand yields the other operand, and equal operands (`+0.0` and `-0.0`) yield the first,
 //!   which is what Rust's `f64::min`/`max` do on x86-64.
-//! * `%`, `^`, `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` call the runtime's
-//!   helpers, which are the Rust functions the interpreter uses.
+//! * `exp` and `expm1` are inlined as the fixed sequence of `snnc_runtime::math`, which the
+//!   interpreter calls, so they vectorise with the rest of the loop.
+//! * `%`, `^`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` call the runtime's helpers, which
+//!   are the Rust functions the interpreter uses.
 //! * Random draws call `snnc_random` with the element as `u32`, like the interpreter; a
 //!   non-Poisson draw ignores its argument, so the argument is not evaluated. A draw whose
 //!   argument is the same for every element (`codegen::batched`: all but Poisson draws of a
@@ -61,8 +63,6 @@ use std::mem::offset_of;
 /// The runtime functions compiled kernels call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Helper {
-    Exp,
-    Expm1,
     Log,
     Log10,
     Sin,
@@ -75,9 +75,7 @@ enum Helper {
     RandomBlock,
 }
 
-const HELPERS: [Helper; 12] = [
-    Helper::Exp,
-    Helper::Expm1,
+const HELPERS: [Helper; 10] = [
     Helper::Log,
     Helper::Log10,
     Helper::Sin,
@@ -93,8 +91,6 @@ const HELPERS: [Helper; 12] = [
 impl Helper {
     fn name(self) -> &'static str {
         match self {
-            Helper::Exp => "snnc_exp",
-            Helper::Expm1 => "snnc_expm1",
             Helper::Log => "snnc_log",
             Helper::Log10 => "snnc_log10",
             Helper::Sin => "snnc_sin",
@@ -111,8 +107,6 @@ impl Helper {
     fn address(self) -> *const u8 {
         let unary = |f: extern "C" fn(f64) -> f64| f as *const u8;
         match self {
-            Helper::Exp => unary(abi::snnc_exp),
-            Helper::Expm1 => unary(abi::snnc_expm1),
             Helper::Log => unary(abi::snnc_log),
             Helper::Log10 => unary(abi::snnc_log10),
             Helper::Sin => unary(abi::snnc_sin),
@@ -339,8 +333,6 @@ fn helper_of(e: &Expr) -> Option<Helper> {
     Some(match e {
         Expr::Binary(BinOp::Rem, ..) => Helper::Fmod,
         Expr::Binary(BinOp::Pow, ..) => Helper::Pow,
-        Expr::Call(Func::Exp, _) => Helper::Exp,
-        Expr::Call(Func::Expm1, _) => Helper::Expm1,
         Expr::Call(Func::Log, _) => Helper::Log,
         Expr::Call(Func::Log10, _) => Helper::Log10,
         Expr::Call(Func::Sin, _) => Helper::Sin,
@@ -1494,8 +1486,8 @@ impl Gen<'_> {
                 let low = self.select(neg, minus_one, zero);
                 return self.select(pos, one, low);
             }
-            Func::Exp => Helper::Exp,
-            Func::Expm1 => Helper::Expm1,
+            Func::Exp => return self.exp_inline(a, false),
+            Func::Expm1 => return self.exp_inline(a, true),
             Func::Log => Helper::Log,
             Func::Log10 => Helper::Log10,
             Func::Sin => Helper::Sin,
@@ -1504,6 +1496,105 @@ impl Gen<'_> {
             Func::Tanh => Helper::Tanh,
         };
         self.call(helper, &[a])
+    }
+
+    /// `exp(x)`, or `expm1(x)` when `minus_one`, inline: the operations of
+    /// `snnc_runtime::math::{exp, expm1}` in the same order, so that the result is the same
+    /// bit for bit and the two-lane loop computes both lanes at once.
+    fn exp_inline(&mut self, x: Value, minus_one: bool) -> Value {
+        use snnc_runtime::math::{
+            CLAMP_HIGH, CLAMP_LOW, EXPM1_LARGE_K, EXPM1_SERIES, LN2_HI, LN2_LO, LOG2_E,
+            ROUNDING_SHIFTER,
+        };
+        let low = self.fconst(CLAMP_LOW);
+        let high = self.fconst(CLAMP_HIGH);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, low);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, high);
+        let clamped = self.select(above, high, x);
+        let clamped = self.select(below, low, clamped);
+
+        let log2_e = self.fconst(LOG2_E);
+        let shifter = self.fconst(ROUNDING_SHIFTER);
+        let scaled = self.b.ins().fmul(clamped, log2_e);
+        let sum = self.b.ins().fadd(scaled, shifter);
+        let k = self.b.ins().fsub(sum, shifter);
+        let ln2_hi = self.fconst(LN2_HI);
+        let ln2_lo = self.fconst(LN2_LO);
+        let k_hi = self.b.ins().fmul(k, ln2_hi);
+        let r = self.b.ins().fsub(clamped, k_hi);
+        let k_lo = self.b.ins().fmul(k, ln2_lo);
+        let r = self.b.ins().fsub(r, k_lo);
+        // `math::series`: Estrin's scheme.
+        let r2 = self.b.ins().fmul(r, r);
+        let r4 = self.b.ins().fmul(r2, r2);
+        let r8 = self.b.ins().fmul(r4, r4);
+        let mut pairs = Vec::with_capacity(6);
+        for pair in EXPM1_SERIES.chunks(2) {
+            let (low, high) = (self.fconst(pair[0]), self.fconst(pair[1]));
+            let high_r = self.b.ins().fmul(high, r);
+            pairs.push(self.b.ins().fadd(low, high_r));
+        }
+        let mut quads = Vec::with_capacity(3);
+        for pair in pairs.chunks(2) {
+            let high_r2 = self.b.ins().fmul(pair[1], r2);
+            quads.push(self.b.ins().fadd(pair[0], high_r2));
+        }
+        let quad1_r4 = self.b.ins().fmul(quads[1], r4);
+        let low = self.b.ins().fadd(quads[0], quad1_r4);
+        let quad2_r8 = self.b.ins().fmul(quads[2], r8);
+        let q = self.b.ins().fadd(low, quad2_r8);
+        let correction = self.b.ins().fmul(r2, q);
+        let expm1_r = self.b.ins().fadd(r, correction);
+
+        let one_half = self.fconst(0.5);
+        let half_k = self.b.ins().fmul(k, one_half);
+        let half_sum = self.b.ins().fadd(half_k, shifter);
+        let half = self.b.ins().fsub(half_sum, shifter);
+        let rest_k = self.b.ins().fsub(k, half);
+        let rest_sum = self.b.ins().fadd(rest_k, shifter);
+        let half_scale = self.power_of_two(half_sum);
+        let rest_scale = self.power_of_two(rest_sum);
+
+        let one = self.fconst(1.0);
+        let mantissa = self.b.ins().fadd(one, expm1_r);
+        let partial = self.b.ins().fmul(mantissa, half_scale);
+        let exp = self.b.ins().fmul(partial, rest_scale);
+        if !minus_one {
+            return exp;
+        }
+        let large = self.b.ins().fsub(exp, one);
+        let scale = self.b.ins().fmul(half_scale, rest_scale);
+        let scale_minus_one = self.b.ins().fsub(scale, one);
+        let scaled_r = self.b.ins().fmul(scale, expm1_r);
+        let moderate = self.b.ins().fadd(scale_minus_one, scaled_r);
+        let large_k = self.fconst(EXPM1_LARGE_K);
+        let is_large = self.b.ins().fcmp(FloatCC::GreaterThan, k, large_k);
+        let scaled = self.select(is_large, large, moderate);
+        let zero = self.fconst(0.0);
+        let x_is_zero = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+        let small = self.select(x_is_zero, x, expm1_r);
+        let k_is_zero = self.b.ins().fcmp(FloatCC::Equal, k, zero);
+        self.select(k_is_zero, small, scaled)
+    }
+
+    /// `snnc_runtime::math::power_of_two`: `2^j` from the bits of `j + 1.5 * 2^52`.
+    fn power_of_two(&mut self, rounding_sum: Value) -> Value {
+        use snnc_runtime::math::EXPONENT_BIAS;
+        let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+        let (int_ty, float_ty) = if self.vector {
+            (types::I64X2, types::F64X2)
+        } else {
+            (types::I64, types::F64)
+        };
+        let bits = self.b.ins().bitcast(int_ty, flags, rounding_sum);
+        let mut bias = self.b.ins().iconst(types::I64, EXPONENT_BIAS);
+        if self.vector {
+            bias = self.b.ins().splat(types::I64X2, bias);
+        }
+        let biased = self.b.ins().iadd(bits, bias);
+        let shift = self.b.ins().iconst(types::I32, 52);
+        let exponent = self.b.ins().ishl(biased, shift);
+        self.b.ins().bitcast(float_ty, flags, exponent)
     }
 }
 
@@ -1599,7 +1690,7 @@ mod tests {
                     )
                 }
                 6 => Expr::Call(
-                    [Func::Exp, Func::Log, Func::Tanh][self.below(3) as usize],
+                    [Func::Exp, Func::Expm1, Func::Log, Func::Tanh][self.below(4) as usize],
                     sub(self),
                 ),
                 _ => Expr::Random {
@@ -1728,15 +1819,17 @@ mod tests {
             Stmt::Store(1, Expr::Local(0)),
         ]);
         assert!(!vectorizable(&assigned_in_one_branch));
-        let call_in_if = kernel(vec![Stmt::If(
-            Expr::Var(0),
-            vec![Stmt::Store(
-                1,
-                Expr::Call(Func::Exp, Box::new(Expr::Var(1))),
-            )],
-            vec![],
-        )]);
-        assert!(!vectorizable(&call_in_if));
+        let in_if = |f: Func| {
+            kernel(vec![Stmt::If(
+                Expr::Var(0),
+                vec![Stmt::Store(1, Expr::Call(f, Box::new(Expr::Var(1))))],
+                vec![],
+            )])
+        };
+        // A helper call under a condition keeps the scalar loop; inline `exp` does not.
+        assert!(!vectorizable(&in_if(Func::Log)));
+        assert!(vectorizable(&in_if(Func::Exp)));
+        assert!(vectorizable(&in_if(Func::Expm1)));
         let lif = kernel(vec![
             Stmt::Let(0, Expr::Call(Func::Exp, Box::new(Expr::Var(0)))),
             Stmt::If(

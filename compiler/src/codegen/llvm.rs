@@ -41,8 +41,9 @@
 //! its module documentation for the reasoning): `+ - * /`, negation, `abs`, `sqrt`, `floor`,
 //! `ceil` are IEEE operations or intrinsics; comparisons are ordered except `!=`; truth is
 //! `!= 0.0`; `min`/`max` are a compare of the operands seen through `llvm.arithmetic.fence`
-//! (so LLVM cannot turn them into `minnum`/`maxnum`) and two selects; `%`, `^`,
-//! `exp`, `expm1`, `log`, `log10`, `sin`, `cos`, `tan`, `tanh` and random draws call the
+//! (so LLVM cannot turn them into `minnum`/`maxnum`) and two selects; `exp` and `expm1` are
+//! the inline sequence of `snnc_runtime::math`; `%`, `^`, `log`, `log10`, `sin`, `cos`,
+//! `tan`, `tanh` and random draws call the
 //! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
 //! never computes them itself). Draws whose argument is the same for every element are
 //! batched as in `codegen::cranelift`: one `snnc_random_block` call per occurrence before the
@@ -188,7 +189,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
 /// Compiles `kernels` ahead of time into a relocatable ELF object in memory, kernel `k`
 /// exported as `symbols[k]` with the signature `extern "C" fn(*mut KernelContext)`, the same
 /// code `jit_compile` runs. The object imports the runtime's math and random helpers by name
-/// (`snnc_exp`, `snnc_random`, ...), so it links against the runtime library.
+/// (`snnc_log`, `snnc_random`, ...), so it links against the runtime library.
 ///
 /// Without `triple` the object is for this machine: its triple, CPU and features, as the JIT
 /// compiles (it may use instructions other CPUs of the family lack). With a triple (e.g.
@@ -430,8 +431,6 @@ fn helper_of(e: &Expr) -> Option<&'static str> {
     Some(match e {
         Expr::Binary(BinOp::Rem, ..) => "snnc_fmod",
         Expr::Binary(BinOp::Pow, ..) => "snnc_pow",
-        Expr::Call(Func::Exp, _) => "snnc_exp",
-        Expr::Call(Func::Expm1, _) => "snnc_expm1",
         Expr::Call(Func::Log, _) => "snnc_log",
         Expr::Call(Func::Log10, _) => "snnc_log10",
         Expr::Call(Func::Sin, _) => "snnc_sin",
@@ -1177,6 +1176,8 @@ impl<'ctx> Gen<'_, 'ctx> {
             Func::Abs => "llvm.fabs.f64",
             Func::Floor => "llvm.floor.f64",
             Func::Ceil => "llvm.ceil.f64",
+            Func::Exp => return self.exp_inline(a, false),
+            Func::Expm1 => return self.exp_inline(a, true),
             Func::Sign => {
                 // (a > 0) - (a < 0), as 1.0/0.0 values: 1, -1, or +0.0 for zeros and NaN, as
                 // the interpreter.
@@ -1273,6 +1274,83 @@ impl<'ctx> Gen<'_, 'ctx> {
             .try_as_basic_value()
             .unwrap_basic()
             .into_pointer_value()
+    }
+
+    /// `exp(x)`, or `expm1(x)` when `minus_one`, inline: the operations of
+    /// `snnc_runtime::math::{exp, expm1}` in the same order (see `codegen::cranelift`), which
+    /// the loop vectoriser can widen, unlike a call.
+    fn exp_inline(&mut self, x: FloatValue<'ctx>, minus_one: bool) -> FloatValue<'ctx> {
+        use snnc_runtime::math::{
+            CLAMP_HIGH, CLAMP_LOW, EXPM1_LARGE_K, EXPM1_SERIES, LN2_HI, LN2_LO, LOG2_E,
+            ROUNDING_SHIFTER,
+        };
+        let add = |g: &Self, a, b| ok(g.b.build_float_add(a, b, ""));
+        let sub = |g: &Self, a, b| ok(g.b.build_float_sub(a, b, ""));
+        let mul = |g: &Self, a, b| ok(g.b.build_float_mul(a, b, ""));
+        let (low, high) = (self.fconst(CLAMP_LOW), self.fconst(CLAMP_HIGH));
+        let below = self.fcmp(FloatPredicate::OLT, x, low);
+        let above = self.fcmp(FloatPredicate::OGT, x, high);
+        let clamped = self.select(above, high, x);
+        let clamped = self.select(below, low, clamped);
+
+        let shifter = self.fconst(ROUNDING_SHIFTER);
+        let sum = add(self, mul(self, clamped, self.fconst(LOG2_E)), shifter);
+        let k = sub(self, sum, shifter);
+        let r = sub(self, clamped, mul(self, k, self.fconst(LN2_HI)));
+        let r = sub(self, r, mul(self, k, self.fconst(LN2_LO)));
+        // `math::series`: Estrin's scheme.
+        let r2 = mul(self, r, r);
+        let r4 = mul(self, r2, r2);
+        let r8 = mul(self, r4, r4);
+        let pairs: Vec<_> = EXPM1_SERIES
+            .chunks(2)
+            .map(|c| add(self, self.fconst(c[0]), mul(self, self.fconst(c[1]), r)))
+            .collect();
+        let quads: Vec<_> = pairs
+            .chunks(2)
+            .map(|p| add(self, p[0], mul(self, p[1], r2)))
+            .collect();
+        let low = add(self, quads[0], mul(self, quads[1], r4));
+        let q = add(self, low, mul(self, quads[2], r8));
+        let expm1_r = add(self, r, mul(self, r2, q));
+
+        let half_sum = add(self, mul(self, k, self.fconst(0.5)), shifter);
+        let half = sub(self, half_sum, shifter);
+        let rest_sum = add(self, sub(self, k, half), shifter);
+        let half_scale = self.power_of_two(half_sum);
+        let rest_scale = self.power_of_two(rest_sum);
+
+        let one = self.fconst(1.0);
+        let mantissa = add(self, one, expm1_r);
+        let exp = mul(self, mul(self, mantissa, half_scale), rest_scale);
+        if !minus_one {
+            return exp;
+        }
+        let large = sub(self, exp, one);
+        let scale = mul(self, half_scale, rest_scale);
+        let moderate = add(self, sub(self, scale, one), mul(self, scale, expm1_r));
+        let is_large = self.fcmp(FloatPredicate::OGT, k, self.fconst(EXPM1_LARGE_K));
+        let scaled = self.select(is_large, large, moderate);
+        // `x == 0 ? x : ...` compares a fenced `x`: LLVM 14 would otherwise put the constant
+        // in place of `x` in the select and lose the sign of -0.0 (see `binary`'s min/max).
+        let fenced_x = self.call("llvm.arithmetic.fence.f64", &[x.into()]);
+        let x_is_zero = self.fcmp(FloatPredicate::OEQ, fenced_x, self.fconst(0.0));
+        let small = self.select(x_is_zero, x, expm1_r);
+        let k_is_zero = self.fcmp(FloatPredicate::OEQ, k, self.fconst(0.0));
+        self.select(k_is_zero, small, scaled)
+    }
+
+    /// `snnc_runtime::math::power_of_two`: `2^j` from the bits of `j + 1.5 * 2^52`.
+    fn power_of_two(&mut self, rounding_sum: FloatValue<'ctx>) -> FloatValue<'ctx> {
+        use snnc_runtime::math::EXPONENT_BIAS;
+        let i64t = self.cx.i64_type();
+        let bits = ok(self.b.build_bit_cast(rounding_sum, i64t, "")).into_int_value();
+        let bias = i64t.const_int(EXPONENT_BIAS as u64, false);
+        let biased = ok(self.b.build_int_add(bits, bias, ""));
+        let exponent = ok(self
+            .b
+            .build_left_shift(biased, i64t.const_int(52, false), ""));
+        ok(self.b.build_bit_cast(exponent, self.f64t, "")).into_float_value()
     }
 
     /// Calls a runtime helper or an intrinsic, declaring it at its first use. Helpers are

@@ -179,8 +179,8 @@ pub fn binary(op: BinOp, a: f64, b: f64) -> f64 {
 
 pub fn call(f: Func, a: f64) -> f64 {
     match f {
-        Func::Exp => a.exp(),
-        Func::Expm1 => a.exp_m1(),
+        Func::Exp => snnc_runtime::math::exp(a),
+        Func::Expm1 => snnc_runtime::math::expm1(a),
         Func::Log => a.ln(),
         Func::Log10 => a.log10(),
         Func::Sqrt => a.sqrt(),
