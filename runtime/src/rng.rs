@@ -83,6 +83,8 @@ const BATCH_LANES: usize = 8;
 /// The portable version, written over arrays (structure of arrays) so the compiler can
 /// vectorise it; [`philox4x32_10_lanes_avx2`] is the one x86-64 CPUs with AVX2 run.
 #[inline(always)]
+// Indexing lane by lane is the point: the loops over `l` are what the compiler vectorises.
+#[allow(clippy::needless_range_loop)]
 fn philox4x32_10_lanes(
     block: u32,
     first: u32,
@@ -165,10 +167,10 @@ unsafe fn philox4x32_10_x4_avx2(
 /// [`Stream::fill_batched`]'s values:
 ///
 /// * The uniform `(x >> 11) * 2^-53` of the 64 bits `x = lo | hi << 32` is computed from the
-///   two exact doubles `hi` and `lo >> 11` (each made by the exponent trick, `bits(2^52 + n)
-///   - 2^52`, exact for `n < 2^52`) as `(hi * 2^21 + (lo >> 11)) * 2^-53`: every step is exact
-///   (an integer below 2^53, then a power of two), so the result is the correctly rounded,
-///   that is the exact, value the scalar conversion gives.
+///   two exact doubles `hi` and `lo >> 11` (each made by the exponent trick: the bits of
+///   `2^52 + n`, minus `2^52`, exact for `n < 2^52`) as `(hi * 2^21 + (lo >> 11)) * 2^-53`.
+///   Every step is exact (an integer below 2^53, then a power of two), so the result is the
+///   exact value, which is what the scalar conversion gives.
 /// * The Poisson count is the number of the table's first [`InversionTable::FAST`] entries
 ///   below `u` (ordered `<`, as Rust's), accumulated from the compare masks; where a lane's
 ///   count reaches the end of the fast part or of the table, the four lanes take
@@ -979,6 +981,8 @@ mod tests {
     }
 
     #[test]
+    // Lane `l` is compared with the counter of entity `first + l`: the index is the point.
+    #[allow(clippy::needless_range_loop)]
     fn batched_philox_equals_philox_lane_by_lane() {
         let key = [0xa409_3822, 0x299f_31d0];
         // Entities that wrap around 2^32 within the lanes, and a step with both halves set.
