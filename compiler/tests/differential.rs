@@ -433,6 +433,84 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batched draws.
+
+/// Compiled kernels draw every draw whose argument is the same for all elements (uniform,
+/// normal and exponential draws, and Poisson draws of an element-independent mean) for the
+/// whole range before their loop, through `snnc_random_block`, and read them in the loop; the
+/// interpreter draws each one when it reaches it. Both must give the same bits: for Poisson
+/// means on special values and on both sides of the inversion threshold (10), for a mean that
+/// depends on `t`, for draws in `select` arms and `if` bodies (drawn for every element though
+/// only some use them), for a draw site written twice, for a range that starts inside the
+/// arrays and has an odd length (the two-lane loop and its scalar tail), and for a step above
+/// 2^32.
+#[test]
+fn batched_draws_agree_with_draws_one_element_at_a_time() {
+    let n = 37;
+    let mut arrays = vec![vec![0.0; n]; 3];
+    for e in 0..n {
+        arrays[0][e] = SPECIAL[e % SPECIAL.len()];
+        arrays[1][e] = e as f64 - 20.0;
+    }
+    let steps = [
+        StepInfo {
+            step: 7,
+            t: 0.25,
+            seed: 11,
+            stream: 2,
+        },
+        StepInfo {
+            step: (1 << 33) | 5,
+            t: 3.5,
+            seed: 11,
+            stream: 2,
+        },
+    ];
+    let draw = |kind, draw, arg| Expr::Random {
+        kind,
+        draw,
+        arg: Box::new(arg),
+    };
+    let means = SPECIAL.into_iter().chain([2.0, 0.3, 9.99, 10.0, 37.5]);
+    for mean in means {
+        let body = vec![
+            Stmt::Store(2, draw(Random::Poisson, 3, Expr::c(mean))),
+            Stmt::Store(
+                1,
+                Expr::select(
+                    Expr::Var(0),
+                    draw(
+                        Random::Poisson,
+                        0,
+                        Expr::bin(BinOp::Mul, Expr::Time, Expr::c(mean)),
+                    ),
+                    Expr::bin(
+                        BinOp::Add,
+                        draw(Random::Uniform, 1, Expr::c(0.0)),
+                        draw(Random::Uniform, 1, Expr::c(0.0)),
+                    ),
+                ),
+            ),
+            Stmt::If(
+                Expr::bin(BinOp::Gt, Expr::Var(1), Expr::c(0.5)),
+                vec![Stmt::Store(0, draw(Random::Normal, 2, Expr::c(mean)))],
+                vec![Stmt::Store(
+                    0,
+                    Expr::bin(
+                        BinOp::Sub,
+                        draw(Random::Exponential, 4, Expr::Var(0)),
+                        // A Poisson draw of a per-element mean stays a call.
+                        draw(Random::Poisson, 5, Expr::Var(1)),
+                    ),
+                )],
+            ),
+        ];
+        let k = kernel(&format!("batched draws, mean {mean}"), 3, 0, 6, body);
+        compare(&k, &arrays, 3, n, &steps).unwrap_or_else(|e| panic!("mean {mean}: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Operators on special values.
 
 #[test]

@@ -5,9 +5,12 @@
 //! `extern "C"` functions here. The layout is `#[repr(C)]` and the code generator reads field
 //! offsets from this definition, so the two cannot drift apart. Nothing here knows how
 //! kernels are produced. The helpers are `#[no_mangle]`: an ahead-of-time compiled model
-//! object imports them by these names, and the linker resolves them in the runtime.
+//! object imports them by these names, and the linker resolves them in the runtime. The one
+//! piece of state here is the per-thread buffers of [`snnc_random_block`], which hand a
+//! kernel a block of draws to read during one invocation.
 
-use crate::rng::Stream;
+use crate::rng::{FirstVariate, Stream};
+use std::cell::RefCell;
 
 /// Everything a population kernel needs for one step over one range of elements.
 #[repr(C)]
@@ -76,6 +79,70 @@ pub extern "C" fn snnc_random(
     }
 }
 
+thread_local! {
+    /// The buffers [`snnc_random_block`] fills, one per slot, per thread.
+    static RANDOM_BLOCKS: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The draws of site `site` for every element of `start..end` at `step`, at once: returns a
+/// pointer `p` with `p[j] == snnc_random(stream_key, (start + j) as u32, step, site, kind,
+/// arg)` bit for bit for `j < end - start`.
+///
+/// Compiled kernels call this once per invocation, before their element loop, for each draw
+/// whose argument is the same for every element (every uniform, normal and exponential draw,
+/// and Poisson draws of an invariant mean), and then read the draw of an element like an
+/// array: the per-element call, its spilled registers and its Philox evaluation one block at
+/// a time are gone ([`Stream::fill_first_variates`] computes eight at once). Elements that do
+/// not use their draw (a draw under a condition) cost a little wasted work, never a different
+/// value, as draws are pure functions of their address.
+///
+/// The values live in a buffer owned by this thread, one per `slot` (a kernel gives each of
+/// its batched draws its own slot). The pointer stays valid, and the values unchanged, until
+/// the same thread calls this function again with the same slot: a kernel must read its
+/// values before it returns. For an empty range the pointer is dangling and must not be read.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn snnc_random_block(
+    stream_key: u64,
+    start: u64,
+    end: u64,
+    step: u64,
+    site: u32,
+    kind: u32,
+    arg: f64,
+    slot: u32,
+) -> *const f64 {
+    let len = end.saturating_sub(start) as usize;
+    RANDOM_BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let slot = slot as usize;
+        if blocks.len() <= slot {
+            blocks.resize_with(slot + 1, Vec::new);
+        }
+        let buffer = &mut blocks[slot];
+        buffer.clear();
+        buffer.resize(len, 0.0);
+        let variate = match kind {
+            RANDOM_UNIFORM => FirstVariate::Uniform,
+            RANDOM_NORMAL => FirstVariate::Normal,
+            RANDOM_EXPONENTIAL => FirstVariate::Exponential,
+            RANDOM_POISSON => FirstVariate::Poisson(arg),
+            _ => {
+                buffer.fill(f64::NAN);
+                return buffer.as_ptr();
+            }
+        };
+        Stream::from_key(stream_key).fill_first_variates(
+            start as u32,
+            step,
+            site << DRAWS_PER_SITE_SHIFT,
+            variate,
+            buffer,
+        );
+        buffer.as_ptr()
+    })
+}
+
 /// `log`, `sin` etc. are not Cranelift instructions; compiled code calls these. (`exp` and
 /// `expm1` are inlined: see [`crate::math`].)
 #[no_mangle]
@@ -129,6 +196,56 @@ mod tests {
         let u = snnc_random(key, 0, 0, 0, RANDOM_UNIFORM, 0.0);
         assert!((0.0..1.0).contains(&u));
         assert!(snnc_random(key, 0, 0, 0, 99, 0.0).is_nan());
+    }
+
+    /// The batched draws must be the per-element draws bit for bit: for every kind, for
+    /// Poisson means on both sides of the inversion threshold and at its edges, for ranges
+    /// that are not a multiple of the batch width, that wrap the `u32` element index, and for
+    /// uniforms close enough to 1 that the inversion search runs past its fast part.
+    #[test]
+    fn blocks_of_draws_equal_the_draws_one_at_a_time() {
+        let key = Stream::new(20_261_123, 4).key();
+        let cases: &[(u32, f64)] = &[
+            (RANDOM_UNIFORM, 0.0),
+            (RANDOM_NORMAL, 0.0),
+            (RANDOM_EXPONENTIAL, 0.0),
+            (RANDOM_POISSON, 2.0),
+            (RANDOM_POISSON, 1e-9),
+            (RANDOM_POISSON, 0.3),
+            (RANDOM_POISSON, 9.99),
+            (RANDOM_POISSON, 10.0),
+            (RANDOM_POISSON, 37.5),
+            (RANDOM_POISSON, 0.0),
+            (RANDOM_POISSON, -1.0),
+            (RANDOM_POISSON, f64::NAN),
+            (RANDOM_POISSON, f64::INFINITY),
+            (7, 0.0),
+        ];
+        let ranges: &[(u64, u64)] = &[
+            (0, 0),
+            (3, 4),
+            (5, 1234),
+            (u64::from(u32::MAX) - 5, u64::from(u32::MAX) + 9),
+        ];
+        for (slot, &(kind, arg)) in cases.iter().enumerate() {
+            for &(start, end) in ranges {
+                for (step, site) in [(0u64, 0u32), (77, 3), (1 << 40, 1)] {
+                    let block =
+                        snnc_random_block(key, start, end, step, site, kind, arg, slot as u32);
+                    for element in start..end {
+                        let one = snnc_random(key, element as u32, step, site, kind, arg);
+                        // SAFETY: the block holds `end - start` values and this thread made no
+                        // other call with this slot since.
+                        let batched = unsafe { *block.add((element - start) as usize) };
+                        assert_eq!(
+                            one.to_bits(),
+                            batched.to_bits(),
+                            "kind {kind}, arg {arg}, element {element}, step {step}, site {site}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

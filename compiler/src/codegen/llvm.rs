@@ -45,7 +45,10 @@
 //! the inline sequence of `snnc_runtime::math`; `%`, `^`, `log`, `log10`, `sin`, `cos`,
 //! `tan`, `tanh` and random draws call the
 //! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
-//! never computes them itself). No instruction carries fast-math flags, and the module asks for
+//! never computes them itself). Draws whose argument is the same for every element are
+//! batched as in `codegen::cranelift`: one `snnc_random_block` call per occurrence before the
+//! loop (declared as writing memory, its result `noalias`) and a load in it, so a loop whose
+//! only calls were such draws vectorises. No instruction carries fast-math flags, and the module asks for
 //! no contraction, so LLVM never fuses a multiply and an add into an FMA (the code generator's
 //! default, `-fp-contract=standard`, fuses only the `fmuladd` intrinsic, which we never emit).
 //! IR locals start at 0.0 once per invocation and carry over from one element to the next, as
@@ -54,7 +57,9 @@
 //! Setting `SNNC_LLVM_DUMP=<dir>` writes the optimised module (`kernels.ll`) and its host
 //! assembly (`kernels.s`) into `<dir>`, to check what the vectoriser did.
 
-use super::{touched_vars, used_vars, Code, CompileTiming, Compiled, CompiledKernels};
+use super::{
+    batched, batched_draws, touched_vars, used_vars, Code, CompileTiming, Compiled, CompiledKernels,
+};
 use crate::ir::interp::random_kind;
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -71,6 +76,7 @@ use inkwell::types::{BasicMetadataTypeEnum, FloatType, IntType};
 use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate, OptimizationLevel};
 use snnc_runtime::abi::{KernelContext, KernelFn, GATHERS};
+use std::collections::HashMap;
 use std::mem::{offset_of, ManuallyDrop};
 use std::path::Path;
 use std::sync::Mutex;
@@ -431,14 +437,16 @@ fn helper_of(e: &Expr) -> Option<&'static str> {
         Expr::Call(Func::Cos, _) => "snnc_cos",
         Expr::Call(Func::Tan, _) => "snnc_tan",
         Expr::Call(Func::Tanh, _) => "snnc_tanh",
+        e @ Expr::Random { .. } if batched(e) => "snnc_random_block",
         Expr::Random { .. } => "snnc_random",
         _ => return None,
     })
 }
 
+/// Whether evaluating `e` calls out of the element loop. A batched draw is a load there.
 fn calls_out(e: &Expr) -> bool {
     let mut found = false;
-    e.visit(&mut |e| found |= helper_of(e).is_some());
+    e.visit(&mut |e| found |= helper_of(e).is_some_and(|h| h != "snnc_random_block"));
     found
 }
 
@@ -576,6 +584,36 @@ fn define_kernel<'ctx>(
     ok(b.build_store(element, start));
     let flags = ok(b.build_alloca(i64t, "flags"));
     ok(b.build_store(flags, i64t.const_zero()));
+    // Batched draws: one call per draw for the whole range, here, before the loop; each gets
+    // its own buffer slot, as all are read in the same loop. Their arguments are the same for
+    // every element, so a `Gen` without an element evaluates them.
+    let draw_blocks = {
+        let mut g = Gen {
+            cx,
+            module,
+            b: &b,
+            function: inner,
+            f64t,
+            i32t,
+            t: param(3).into_float_value(),
+            step: param(2).into_int_value(),
+            stream_key: param(4).into_int_value(),
+            elem_u32: i32t.const_zero(),
+            elem_f64: f64t.const_zero(),
+            locals: locals.clone(),
+            slots: slots.clone(),
+            spiked,
+            flat: true,
+            mask: None,
+            draw_blocks: HashMap::new(),
+            element_offset: i64t.const_zero(),
+        };
+        for (slot, e) in batched_draws(&kernel.body).into_iter().enumerate() {
+            let block = g.random_block(e, start, end, slot as u32);
+            g.draw_blocks.insert(e as *const Expr, block);
+        }
+        g.draw_blocks
+    };
 
     let header = cx.append_basic_block(inner, "loop");
     let body = cx.append_basic_block(inner, "element");
@@ -643,6 +681,8 @@ fn define_kernel<'ctx>(
         spiked,
         flat: if_convertible(&kernel.body),
         mask: None,
+        draw_blocks,
+        element_offset: ok(b.build_int_sub(i, start, "element_offset")),
     };
     g.stmts(&kernel.body);
     for v in 0..n_vars {
@@ -796,6 +836,11 @@ struct Gen<'a, 'ctx> {
     /// When if-converted: the condition under which the statements being emitted run, or
     /// `None` for always.
     mask: Option<IntValue<'ctx>>,
+    /// The block of values `snnc_random_block` returned for each batched draw (see
+    /// `codegen::batched`; keyed by address), read at `element_offset`, the current
+    /// element's position in the range.
+    draw_blocks: HashMap<*const Expr, PointerValue<'ctx>>,
+    element_offset: IntValue<'ctx>,
 }
 
 impl<'ctx> Gen<'_, 'ctx> {
@@ -1035,6 +1080,17 @@ impl<'ctx> Gen<'_, 'ctx> {
                     self.select(cond, a, b)
                 }
             }
+            Expr::Random { .. } if self.draw_blocks.contains_key(&(e as *const Expr)) => {
+                let block = self.draw_blocks[&(e as *const Expr)];
+                // SAFETY (of the generated code): the block holds one value per element of the
+                // range, and `element_offset` is below its length.
+                let at = unsafe {
+                    ok(self
+                        .b
+                        .build_in_bounds_gep(block, &[self.element_offset], ""))
+                };
+                ok(self.b.build_load(at, "draw")).into_float_value()
+            }
             Expr::Random { kind, draw, arg } => {
                 // A non-Poisson draw ignores its argument, so it is not evaluated.
                 let arg = if *kind == Random::Poisson {
@@ -1150,6 +1206,74 @@ impl<'ctx> Gen<'_, 'ctx> {
             return ok(self.b.build_float_mul(value, one, ""));
         }
         value
+    }
+
+    /// Calls `snnc_random_block` for the batched draw `e` over `start..end` with buffer `slot`,
+    /// and returns the block of values. The helper writes memory (the thread's buffer), so it
+    /// is declared without `readnone`; its result points to memory nothing else in the kernel
+    /// reaches, so it is `noalias`, as `malloc`'s is.
+    fn random_block(
+        &mut self,
+        e: &Expr,
+        start: IntValue<'ctx>,
+        end: IntValue<'ctx>,
+        slot: u32,
+    ) -> PointerValue<'ctx> {
+        let Expr::Random { kind, draw, arg } = e else {
+            unreachable!("only draws are batched")
+        };
+        let arg = if *kind == Random::Poisson {
+            self.expr(arg)
+        } else {
+            self.fconst(0.0)
+        };
+        let i64t = self.cx.i64_type();
+        let f64p = self.f64t.ptr_type(AddressSpace::default());
+        let name = "snnc_random_block";
+        let function = self.module.get_function(name).unwrap_or_else(|| {
+            let params: Vec<BasicMetadataTypeEnum> = vec![
+                i64t.into(),
+                i64t.into(),
+                i64t.into(),
+                i64t.into(),
+                self.i32t.into(),
+                self.i32t.into(),
+                self.f64t.into(),
+                self.i32t.into(),
+            ];
+            let f = self
+                .module
+                .add_function(name, f64p.fn_type(&params, false), None);
+            for attr in ["nounwind", "willreturn"] {
+                f.add_attribute(
+                    AttributeLoc::Function,
+                    self.cx
+                        .create_enum_attribute(Attribute::get_named_enum_kind_id(attr), 0),
+                );
+            }
+            f.add_attribute(
+                AttributeLoc::Return,
+                self.cx
+                    .create_enum_attribute(Attribute::get_named_enum_kind_id("noalias"), 0),
+            );
+            f
+        });
+        let args: [BasicMetadataValueEnum; 8] = [
+            self.stream_key.into(),
+            start.into(),
+            end.into(),
+            self.step.into(),
+            self.i32t.const_int(u64::from(*draw), false).into(),
+            self.i32t
+                .const_int(u64::from(random_kind(*kind)), false)
+                .into(),
+            arg.into(),
+            self.i32t.const_int(u64::from(slot), false).into(),
+        ];
+        ok(self.b.build_call(function, &args, "draws"))
+            .try_as_basic_value()
+            .unwrap_basic()
+            .into_pointer_value()
     }
 
     /// `exp(x)`, or `expm1(x)` when `minus_one`, inline: the operations of

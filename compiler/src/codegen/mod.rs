@@ -27,7 +27,7 @@ pub mod llvm;
 pub mod object;
 
 use crate::ir::interp::StepInfo;
-use crate::ir::{Expr, Kernel, Stmt};
+use crate::ir::{Expr, Kernel, Random, Stmt};
 use cranelift_jit::{JITBuilder, JITModule};
 use snnc_runtime::abi::{KernelContext, KernelFn};
 use snnc_runtime::rng::Stream;
@@ -162,6 +162,72 @@ pub fn jit_backends() -> Vec<(&'static str, JitCompile)> {
     #[cfg(feature = "llvm")]
     backends.push(("llvm", llvm::jit_compile));
     backends
+}
+
+/// Whether `e` has the same value for every element of one invocation.
+fn is_invariant(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) | Expr::Time => true,
+        Expr::Var(_) | Expr::Local(_) | Expr::Index | Expr::Random { .. } => false,
+        Expr::Unary(_, a) | Expr::Call(_, a) => is_invariant(a),
+        Expr::Binary(_, a, b) => is_invariant(a) && is_invariant(b),
+        Expr::Select(c, a, b) => is_invariant(c) && is_invariant(a) && is_invariant(b),
+    }
+}
+
+/// Whether a random draw is drawn for the whole range before the element loop
+/// (`snnc_random_block`) and read in the loop like an array: every draw whose argument is the
+/// same for every element, that is every draw but a Poisson draw of a per-element mean.
+fn batched(e: &Expr) -> bool {
+    matches!(e, Expr::Random { kind, arg, .. } if *kind != Random::Poisson || is_invariant(arg))
+}
+
+/// The batched draws of the statements (see [`batched`]), in the order the statements and
+/// their expressions are written; a draw occurring twice is listed twice.
+fn batched_draws(stmts: &[Stmt]) -> Vec<&Expr> {
+    fn in_stmts<'k>(stmts: &'k [Stmt], out: &mut Vec<&'k Expr>) {
+        for s in stmts {
+            match s {
+                Stmt::Let(_, e) | Stmt::Store(_, e) => in_expr(e, out),
+                Stmt::If(c, a, b) => {
+                    in_expr(c, out);
+                    in_stmts(a, out);
+                    in_stmts(b, out);
+                }
+                Stmt::While { cond, body, .. } => {
+                    in_expr(cond, out);
+                    in_stmts(body, out);
+                }
+                Stmt::Spike => {}
+            }
+        }
+    }
+    /// The batched draws in `e` (see [`batched`]), in evaluation order.
+    fn in_expr<'k>(e: &'k Expr, out: &mut Vec<&'k Expr>) {
+        match e {
+            Expr::Const(_) | Expr::Var(_) | Expr::Local(_) | Expr::Time | Expr::Index => {}
+            Expr::Random { arg, .. } => {
+                if batched(e) {
+                    out.push(e);
+                } else {
+                    in_expr(arg, out);
+                }
+            }
+            Expr::Unary(_, a) | Expr::Call(_, a) => in_expr(a, out),
+            Expr::Binary(_, a, b) => {
+                in_expr(a, out);
+                in_expr(b, out);
+            }
+            Expr::Select(c, a, b) => {
+                in_expr(c, out);
+                in_expr(a, out);
+                in_expr(b, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    in_stmts(stmts, &mut out);
+    out
 }
 
 /// The element-addressed variables `kernel` reads or writes: the arrays that must hold `end`
