@@ -90,9 +90,9 @@ pub fn llvm_unavailable() -> String {
 /// The deploy runtime library, found in this order: `$SNNC_RUNTIME_LIB`; next to the running
 /// `snnc` (cargo builds both into one target directory); in the target directory of the
 /// source tree this `snnc` was built from (`$CARGO_TARGET_DIR`, or `target/` of that tree),
-/// release first. An `snnc` installed with `cargo install --path compiler` has none of the
-/// first two, so as a last resort it builds the library from that source tree, once, with
-/// cargo, and says so.
+/// the profile `snnc` was built with first. An `snnc` installed with `cargo install --path
+/// compiler` has none of the first two, so as a last resort it builds the library from that
+/// source tree, once, with cargo, and says so.
 pub fn find_runtime_lib() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("SNNC_RUNTIME_LIB") {
         let path = PathBuf::from(path);
@@ -111,7 +111,13 @@ pub fn find_runtime_lib() -> Result<PathBuf, String> {
     let mut candidates = vec![dir.join(RUNTIME_LIB), dir.join("..").join(RUNTIME_LIB)];
     let source = source_tree();
     let target_dir = source_target_dir(&source);
-    for profile in ["release", "debug"] {
+    // The profile snnc itself was built with first: its library is the one built with it.
+    let profiles = if cfg!(debug_assertions) {
+        ["debug", "release"]
+    } else {
+        ["release", "debug"]
+    };
+    for profile in profiles {
         candidates.push(target_dir.join(profile).join(RUNTIME_LIB));
     }
     if let Some(found) = candidates.iter().find(|c| c.is_file()) {
@@ -194,6 +200,19 @@ fn run_tool(mut command: Command, what: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A link error that names a missing runtime helper means the library is older than this
+/// `snnc` (its kernels call a helper the library does not have yet): say so, and how to fix it.
+fn explain_stale_runtime(error: String, lib: &Path) -> String {
+    if error.contains("undefined reference to `snnc_") {
+        format!(
+            "{error}\nhelp: {} was built from older sources than this snnc (it lacks a runtime helper the model calls); rebuild it with `cargo build --release -p snnc-deploy` from the same checkout as snnc, or point SNNC_RUNTIME_LIB at a current one",
+            lib.display()
+        )
+    } else {
+        error
+    }
 }
 
 /// The libraries a Rust static library needs from the system when linked by `cc`.
@@ -291,7 +310,9 @@ pub fn write_outputs(
                 let mut cc = Command::new("cc");
                 cc.arg("-o").arg(out).arg(&main).args(&paths).arg(&lib);
                 cc.args(SYSTEM_LIBS);
-                run_tool(cc, "linking the executable").map(|()| vec![out.to_path_buf()])
+                run_tool(cc, "linking the executable")
+                    .map_err(|e| explain_stale_runtime(e, &lib))
+                    .map(|()| vec![out.to_path_buf()])
             } else {
                 link_libraries(&paths, &lib, spec, dir, stem)
             };
@@ -335,7 +356,7 @@ fn link_libraries(
         cc.arg(format!("-Wl,--undefined={symbol}"));
     }
     cc.arg(runtime).args(SYSTEM_LIBS);
-    run_tool(cc, "linking the shared library")?;
+    run_tool(cc, "linking the shared library").map_err(|e| explain_stale_runtime(e, runtime))?;
     std::fs::write(&header, header_text(spec, name))
         .map_err(|e| format!("cannot write {}: {e}", header.display()))?;
     Ok(vec![static_lib, runtime_copy, shared_lib, header])

@@ -316,6 +316,26 @@ fn an_installed_snnc_finds_the_runtime_library_of_its_source_tree() {
         message.contains("SNNC_RUNTIME_LIB") && message.contains("nowhere.a"),
         "{message}"
     );
+
+    // A library that lacks the runtime's helpers, as one built before an update would: the
+    // link fails, and the error says why and how to rebuild it.
+    let stale = dir.join("libstale.a");
+    let ar = Command::new("ar").arg("rcs").arg(&stale).output().unwrap();
+    check(&ar, "ar rcs (an empty archive)");
+    let output = Command::new(&installed)
+        .args(["build", "examples/cuba.snn", "-o"])
+        .arg(&exe)
+        .current_dir(workspace())
+        .env("SNNC_RUNTIME_LIB", &stale)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("was built from older sources than this snnc")
+            && message.contains("cargo build --release -p snnc-deploy"),
+        "{message}"
+    );
 }
 
 #[test]
