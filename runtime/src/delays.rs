@@ -50,7 +50,8 @@ pub struct RingPart<T> {
     buffer: Vec<T>,
     /// Per slot, the targets (relative to `first`) that received input, possibly repeated, so
     /// that draining a slot costs the number of synaptic events, not the number of targets,
-    /// when input is sparse.
+    /// when input is sparse. A list stops growing at [`Self::sparse_limit`] entries: the
+    /// slot is then drained whole, and recording more events would only cost time.
     touched: Vec<Vec<u32>>,
 }
 
@@ -65,6 +66,13 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
             buffer: vec![T::default(); len * n_slots],
             touched: vec![Vec::new(); n_slots],
         }
+    }
+
+    /// A slot with fewer touched entries than this is drained through its list; one with
+    /// more is drained whole (and its list is no longer extended).
+    #[inline]
+    fn sparse_limit(&self) -> usize {
+        self.len / 4
     }
 
     /// The targets this part owns.
@@ -102,6 +110,7 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
             RowDelays::Homogeneous(d) => {
                 // One slot for the whole row: slice it once.
                 let index = self.slot_ahead(d);
+                let limit = self.sparse_limit();
                 let slot = &mut self.buffer[index * n..index * n + n];
                 let touched = &mut self.touched[index];
                 match weights {
@@ -117,7 +126,9 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
                         }
                     }
                 }
-                touched.extend(targets.iter().map(|&t| t - first));
+                if touched.len() < limit {
+                    touched.extend(targets.iter().map(|&t| t - first));
+                }
             }
             RowDelays::PerSynapse8(ds) => self.deliver_each(targets, weights, ds),
             RowDelays::PerSynapse16(ds) => self.deliver_each(targets, weights, ds),
@@ -134,6 +145,7 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
     ) {
         let first = self.first as u32;
         let n = self.len;
+        let limit = self.sparse_limit();
         for (s, (&t, &d)) in targets.iter().zip(delays).enumerate() {
             let w = match weights {
                 RowWeights::Uniform(w) => w,
@@ -142,7 +154,10 @@ impl<T: Copy + Default + AddAssign> RingPart<T> {
             let slot = self.slot_ahead(d.into());
             let local = t - first;
             self.buffer[slot * n + local as usize] += w.into();
-            self.touched[slot].push(local);
+            let touched = &mut self.touched[slot];
+            if touched.len() < limit {
+                touched.push(local);
+            }
         }
     }
 
@@ -169,11 +184,12 @@ impl RingPart<f64> {
     /// pass over all targets; both give the same bits.
     pub fn drain_into(&mut self, target: &mut [f64]) {
         let n = self.len;
+        let limit = self.sparse_limit();
         let start = self.current * n;
         let slot = &mut self.buffer[start..start + n];
         let touched = &mut self.touched[self.current];
         let m = target.len().min(n);
-        if touched.len() < n / 4 {
+        if touched.len() < limit {
             for &t in touched.iter() {
                 let t = t as usize;
                 let input = slot[t];
@@ -243,7 +259,10 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
 
     /// Splits the ring at `bounds` (ascending, from 0 to `n_targets`): part `i` owns targets
     /// `bounds[i]..bounds[i + 1]`. Pending input moves with its target.
-    pub fn split_at(&mut self, bounds: &[usize]) -> Result<(), RuntimeError> {
+    pub fn split_at(&mut self, bounds: &[usize]) -> Result<(), RuntimeError>
+    where
+        T: PartialEq,
+    {
         let valid = bounds.len() >= 2
             && bounds[0] == 0
             && bounds[bounds.len() - 1] == self.n_targets
@@ -267,6 +286,9 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
             .windows(2)
             .map(|w| RingPart::new(w[0]..w[1], self.n_slots, current))
             .collect();
+        // The new parts' touched lists are rebuilt from the values, since an old list may have
+        // stopped growing: a target with nonzero input is listed once, and the drain treats a
+        // zero input as none, so the lists say everything a complete one would.
         for old in &self.parts {
             for slot in 0..self.n_slots {
                 for (local, &value) in old.buffer[slot * old.len..(slot + 1) * old.len]
@@ -276,13 +298,12 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
                     let t = old.first + local;
                     let part = bounds.partition_point(|&b| b <= t) - 1;
                     let new = &mut parts[part];
-                    new.buffer[slot * new.len + (t - new.first)] = value;
-                }
-                for &local in &old.touched[slot] {
-                    let t = old.first + local as usize;
-                    let part = bounds.partition_point(|&b| b <= t) - 1;
-                    let first = parts[part].first;
-                    parts[part].touched[slot].push((t - first) as u32);
+                    let new_local = t - new.first;
+                    let limit = new.sparse_limit();
+                    new.buffer[slot * new.len + new_local] = value;
+                    if value != T::default() && new.touched[slot].len() < limit {
+                        new.touched[slot].push(new_local as u32);
+                    }
                 }
             }
         }
@@ -553,6 +574,10 @@ mod tests {
         assert!(a[2] == 0.0 && a[2].is_sign_negative());
         assert!(a[0].is_sign_negative() && b[0].is_sign_negative());
         assert_eq!(b[20], 0.125 - 0.0);
+        // The dense ring's list of touched targets stopped growing at 16 (a quarter of 64);
+        // the targets after that still get their input, since such a slot is drained whole.
+        assert_eq!(b[45], 0.125 - 0.0);
+        assert!(b[46].is_sign_negative());
         // Both rings are empty afterwards.
         assert!(sparse.current().iter().all(|&x| x == 0.0));
         assert!(dense.current().iter().all(|&x| x == 0.0));
