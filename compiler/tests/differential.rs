@@ -138,6 +138,7 @@ fn kernel(name: &str, n_vars: u32, n_locals: u32, n_draws: u32, body: Vec<Stmt>)
                 role: VarRole::State,
                 unit: String::new(),
                 scale: 1.0,
+                storage: Default::default(),
             })
             .collect(),
         n_locals,

@@ -160,7 +160,7 @@ impl Reductions {
                     let values = &populations[p].arrays[a];
                     // In index order, on one thread: the same bits for any thread count.
                     let mut sum = 0.0;
-                    for &v in values {
+                    for v in values.iter() {
                         sum += v;
                     }
                     if r.kind == ReductionKind::Mean {

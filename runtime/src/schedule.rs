@@ -71,6 +71,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::abi::{KernelContext, KernelFn};
+use crate::array::{Array, Precision};
 use crate::connectivity::Connectivity;
 use crate::delays::{deliver_row_part, RingPart, RowWeights};
 use crate::error::RuntimeError;
@@ -484,6 +485,8 @@ struct ProjectionView<'a> {
     pre: Node,
     post: usize,
     target_array: usize,
+    /// The element type of the target array, which delivery reaches through a raw pointer.
+    target_precision: Precision,
     connectivity: &'a Connectivity,
     weights: &'a Weights,
 }
@@ -625,10 +628,15 @@ fn step_loop(
             ring,
             ..
         } = projection;
+        let target_precision = populations
+            .get(*post)
+            .and_then(|p| p.arrays.get(*target_array))
+            .map_or(Precision::F64, Array::precision);
         views.push(ProjectionView {
             pre: *pre,
             post: *post,
             target_array: *target_array,
+            target_precision,
             connectivity,
             weights,
         });
@@ -837,7 +845,7 @@ fn step_loop(
                         state.step(connectivity, ring, handlers, &pre, &post, k, shared.dt)?;
                     // SAFETY: phase 3: the other threads wait at the barrier.
                     let population = unsafe { &mut *shared.population(*post_population) };
-                    ring.drain_into(&mut population.arrays[*target_array]);
+                    ring.drain_into_array(&mut population.arrays[*target_array]);
                 }
                 // Traces: the state at (k + 1)·dt.
                 if let Some(recording) = recording.as_mut() {
@@ -1075,11 +1083,23 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
         for spikes in unsafe { shared.spikes_of(view.pre, k) } {
             for &pre in spikes {
                 let row = view.connectivity.row_range(pre);
-                let weights = match view.weights {
-                    Weights::Uniform { value, .. } => RowWeights::Uniform(*value),
-                    Weights::PerSynapse(w) => RowWeights::PerSynapse(w.as_slice()),
-                };
-                deliver_row_part(part, view.connectivity, row, weights);
+                match view.weights {
+                    Weights::Uniform { value, .. } => {
+                        deliver_row_part(part, view.connectivity, row, RowWeights::Uniform(*value))
+                    }
+                    Weights::PerSynapse(w) => deliver_row_part(
+                        part,
+                        view.connectivity,
+                        row,
+                        RowWeights::PerSynapse(w.as_slice()),
+                    ),
+                    Weights::PerSynapseF32(w) => deliver_row_part(
+                        part,
+                        view.connectivity,
+                        row,
+                        RowWeights::PerSynapse(w.as_slice()),
+                    ),
+                }
             }
         }
     }
@@ -1091,9 +1111,24 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
         let array = shared.array_tables[view.post][view.target_array];
         // SAFETY: phase 2: this thread alone owns the targets `targets` of the post
         // population (its range), and the array has the population's size.
-        let target =
-            unsafe { std::slice::from_raw_parts_mut(array.add(targets.start), targets.len()) };
-        part.drain_into(target);
+        // The pointer is to the array's own element type (`Array::as_mut_ptr`).
+        match view.target_precision {
+            Precision::F64 => {
+                let target = unsafe {
+                    std::slice::from_raw_parts_mut(array.add(targets.start), targets.len())
+                };
+                part.drain_into(target);
+            }
+            Precision::F32 => {
+                let target = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        array.cast::<f32>().add(targets.start),
+                        targets.len(),
+                    )
+                };
+                part.drain_into(target);
+            }
+        }
     }
 }
 

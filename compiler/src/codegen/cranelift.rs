@@ -1675,6 +1675,7 @@ mod tests {
                     role: VarRole::State,
                     unit: String::new(),
                     scale: 1.0,
+                    storage: Default::default(),
                 })
                 .collect(),
             n_locals: N_LOCALS,
