@@ -183,6 +183,22 @@ impl Array {
         }
     }
 
+    /// The elements of an `f64` array (`None` for `f32`).
+    pub fn as_f64(&self) -> Option<&[f64]> {
+        match self {
+            Array::F64(a) => Some(a),
+            Array::F32(_) => None,
+        }
+    }
+
+    /// The elements of an `f64` array, mutably (`None` for `f32`).
+    pub fn as_f64_mut(&mut self) -> Option<&mut [f64]> {
+        match self {
+            Array::F64(a) => Some(a),
+            Array::F32(_) => None,
+        }
+    }
+
     /// Every element widened to `f64`.
     pub fn to_f64(&self) -> Vec<f64> {
         self.iter().collect()
@@ -273,6 +289,20 @@ impl Array {
                 }
             }
         }
+    }
+}
+
+/// Equal when the lengths match and every element widened equals the `f64` value (so an
+/// `f32` array equals the `f64` values it holds).
+impl PartialEq<Vec<f64>> for Array {
+    fn eq(&self, other: &Vec<f64>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, &b)| a == b)
+    }
+}
+
+impl PartialEq<Array> for Vec<f64> {
+    fn eq(&self, other: &Array) -> bool {
+        other == self
     }
 }
 

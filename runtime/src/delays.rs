@@ -556,8 +556,8 @@ mod tests {
         for t in 10..46u32 {
             dense.add(t, 0, 0.125).unwrap();
         }
-        let mut a = vec![-0.0; 64];
-        let mut b = vec![-0.0; 64];
+        let mut a = vec![-0.0f64; 64];
+        let mut b = vec![-0.0f64; 64];
         sparse.drain_into(&mut a);
         dense.drain_into(&mut b);
         for t in [0usize, 1, 2, 3, 4, 63] {

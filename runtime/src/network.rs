@@ -942,8 +942,8 @@ mod tests {
         let mut p = Population::new("exc", 4, &vars()).unwrap();
         assert_eq!(p.arrays, vec![vec![0.0; 4]; 2]);
         assert_eq!(p.array_index("g"), Some(1));
-        p.array_mut("v").unwrap()[2] = -0.07;
-        assert_eq!(p.array("v").unwrap()[2], -0.07);
+        p.array_mut("v").unwrap().set(2, -0.07);
+        assert_eq!(p.array("v").unwrap().get(2), -0.07);
         assert_eq!(p.bytes(), 64);
         p.arrays[1].pop();
         let e = p.validate().unwrap_err().to_string();

@@ -819,10 +819,10 @@ mod tests {
         assert_eq!(plastic.synapse_source, vec![0, 0, 0, 1, 1, 1]);
         // The port increments went into the ring's current slot and the scratch is clear.
         assert_eq!(ring.current(), &[1.0, 1.0, 1.0]);
-        assert_eq!(plastic.array("port").unwrap().values, vec![0.0; 3].into());
+        assert_eq!(plastic.array("port").unwrap().values, vec![0.0; 3]);
         assert_eq!(
             plastic.array("w").unwrap().values,
-            vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0].into()
+            vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
         );
     }
 

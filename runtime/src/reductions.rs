@@ -209,7 +209,7 @@ mod tests {
     fn population(values: &[f64]) -> Population {
         let mut p = Population::new("P", values.len(), &[VariableSpec::new("x", "1", 1.0)])
             .expect("a population");
-        p.arrays[0].copy_from_slice(values);
+        p.arrays[0].copy_from(0, values);
         p
     }
 

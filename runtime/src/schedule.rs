@@ -1215,7 +1215,7 @@ mod tests {
             _: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
             let array = &mut population.arrays[self.array];
-            self.log.borrow_mut().push((step, array.clone()));
+            self.log.borrow_mut().push((step, array.to_f64()));
             array.fill(0.0);
             Ok(())
         }
@@ -1410,7 +1410,12 @@ mod tests {
             _: f64,
             _: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
-            for (i, v) in population.arrays[0].iter_mut().enumerate() {
+            for (i, v) in population.arrays[0]
+                .as_f64_mut()
+                .expect("f64")
+                .iter_mut()
+                .enumerate()
+            {
                 *v = (step + 1) as f64 * (i + 1) as f64 * 1e-3;
             }
             Ok(())
@@ -1465,7 +1470,11 @@ mod tests {
             spikes: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
             let (v, rest) = population.arrays.split_at_mut(1);
-            for (i, (v, input)) in v[0].iter_mut().zip(rest[0].iter_mut()).enumerate() {
+            let (v, input) = (
+                v[0].as_f64_mut().expect("f64"),
+                rest[0].as_f64_mut().expect("f64"),
+            );
+            for (i, (v, input)) in v.iter_mut().zip(input.iter_mut()).enumerate() {
                 let noise = self.stream.uniform(i as u32, step, 0) * 2e-3;
                 *v += (-0.07 - *v) * 0.01 + *input + noise;
                 *input = 0.0;
@@ -1762,6 +1771,7 @@ mod tests {
             let [v, input] = &mut population.arrays[..] else {
                 unreachable!("two arrays")
             };
+            let (v, input) = (v.as_f64_mut().expect("f64"), input.as_f64_mut().expect("f64"));
             for i in 0..v.len() {
                 let u = self.0.uniform(i as u32, step, 0);
                 v[i] = 0.9 * v[i] + input[i] + 0.3 * u;

@@ -1226,6 +1226,7 @@ mod tests {
             inputs: vec![],
             records: vec![],
             reductions: Default::default(),
+            precision: Precision::F32,
             files: vec![DataFile {
                 path: "a.npy".into(),
                 bytes: vec![0, 1, 254, 255, 16],
