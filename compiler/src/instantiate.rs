@@ -405,6 +405,19 @@ pub fn run_kernel_once(kernel: &Kernel, arrays: &mut [Vec<f64>], seed: u64, stre
     interp::run(kernel, &mut views, 0, n, info, &mut spikes);
 }
 
+/// As [`run_kernel_once`], with arrays stored as the kernel's variables are (`f32` or `f64`).
+pub fn run_kernel_once_arrays(kernel: &Kernel, arrays: &mut [Array], seed: u64, stream: u32) {
+    let n = arrays.first().map_or(0, Array::len);
+    let mut views: Vec<ArrayMut> = arrays.iter_mut().map(Array::view_mut).collect();
+    let info = interp::StepInfo {
+        step: 0,
+        t: 0.0,
+        seed,
+        stream,
+    };
+    interp::run_arrays(kernel, &mut views, &[], 0, n, info, &mut Vec::new());
+}
+
 /// The interpreter as a kernel table: the reference, and what `--backend interpreter` runs.
 pub struct InterpretedTable {
     kernels: Vec<Kernel>,

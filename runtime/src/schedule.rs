@@ -1771,7 +1771,10 @@ mod tests {
             let [v, input] = &mut population.arrays[..] else {
                 unreachable!("two arrays")
             };
-            let (v, input) = (v.as_f64_mut().expect("f64"), input.as_f64_mut().expect("f64"));
+            let (v, input) = (
+                v.as_f64_mut().expect("f64"),
+                input.as_f64_mut().expect("f64"),
+            );
             for i in 0..v.len() {
                 let u = self.0.uniform(i as u32, step, 0);
                 v[i] = 0.9 * v[i] + input[i] + 0.3 * u;

@@ -541,9 +541,11 @@ fn define_kernel<'ctx>(
     ];
     params.extend((0..GATHERS).map(|_| BasicMetadataTypeEnum::from(i32p)));
     let first_array = params.len();
-    params.extend(touched.iter().map(|&v| {
-        BasicMetadataTypeEnum::from(if single[v] { f32p } else { f64p })
-    }));
+    params.extend(
+        touched
+            .iter()
+            .map(|&v| BasicMetadataTypeEnum::from(if single[v] { f32p } else { f64p })),
+    );
     let inner = module.add_function(
         &format!("{symbol}_body"),
         i64t.fn_type(&params, false),

@@ -29,8 +29,8 @@ pub mod object;
 use crate::ir::interp::StepInfo;
 use crate::ir::{Expr, Kernel, Stmt};
 use cranelift_jit::{JITBuilder, JITModule};
-use snnc_runtime::array::ArrayMut;
 use snnc_runtime::abi::{KernelContext, KernelFn};
+use snnc_runtime::array::ArrayMut;
 use snnc_runtime::rng::Stream;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -288,7 +288,10 @@ impl CompiledKernels {
         let kernel = &self.kernels[index];
         for (v, array) in arrays.iter().enumerate() {
             assert!(
-                kernel.storage.get(v).is_none_or(|&s| s == array.precision()),
+                kernel
+                    .storage
+                    .get(v)
+                    .is_none_or(|&s| s == array.precision()),
                 "kernel `{}`: array {v} is stored as {}, the kernel expects {}",
                 kernel.name,
                 array.precision().name(),
