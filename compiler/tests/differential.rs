@@ -190,9 +190,6 @@ fn compare_with(
         .collect();
     let mut a_store = initial.clone();
     let mut b_store = initial;
-    let views = |arrays: &mut Vec<Array>| -> Vec<ArrayMut<'_>> {
-        arrays.iter_mut().map(Array::view_mut).collect()
-    };
     for (n, &info) in steps.iter().enumerate() {
         let mut sa = Vec::new();
         let mut sb = Vec::new();
@@ -364,6 +361,10 @@ proptest! {
         let next = StepInfo { step: info.step + 1, t: info.t + 0.1, ..info };
         compare(&k, &arrays, start, start + len, &[info, next]).map_err(TestCaseError::fail)?;
     }
+}
+
+fn views(arrays: &mut [Array]) -> Vec<ArrayMut<'_>> {
+    arrays.iter_mut().map(Array::view_mut).collect()
 }
 
 /// `kernel` with variable `v` stored as `f32` where `single[v]`.
