@@ -40,8 +40,8 @@
 //! (`fpromote`, exact), and stored by narrowing (`fdemote`, round to nearest even, like the
 //! interpreter's `as f32`); the cache then holds the narrowed value widened again, so every later
 //! read sees what memory holds. In the two-lane loop two `f32` lanes are 8 bytes: loaded as one
-//! `i64`, moved into a vector and widened with `fvpromote_low`; stored with `fvdemote`, whose low
-//! 8 bytes are written.
+//! `f64` (bits only), moved into a vector and widened with `fvpromote_low`; stored with
+//! `fvdemote`, whose low 8 bytes are written.
 
 use crate::ir::interp::{self, random_kind};
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp, GATHERS};
@@ -1010,7 +1010,9 @@ impl Gen<'_> {
             let value = if self.single[var] {
                 let narrow = self.b.ins().fvdemote(value);
                 let flags = MemFlagsData::new().with_endianness(Endianness::Little);
-                let bits = self.b.ins().bitcast(types::I64X2, flags, narrow);
+                // As an f64 lane, so the 8 bytes go from the vector register to memory
+                // directly (an integer lane would pass through a general register).
+                let bits = self.b.ins().bitcast(types::F64X2, flags, narrow);
                 self.b.ins().extractlane(bits, 0)
             } else {
                 value
@@ -1041,8 +1043,9 @@ impl Gen<'_> {
         if !self.cached[var] {
             let addr = self.address(v);
             let x = if self.single[var] {
-                let bits = self.b.ins().load(types::I64, unaligned(), addr, 0);
-                let bits = self.b.ins().scalar_to_vector(types::I64X2, bits);
+                // Loaded as one f64 (a float register, not a general one), then reinterpreted.
+                let bits = self.b.ins().load(types::F64, unaligned(), addr, 0);
+                let bits = self.b.ins().scalar_to_vector(types::F64X2, bits);
                 let flags = MemFlagsData::new().with_endianness(Endianness::Little);
                 let narrow = self.b.ins().bitcast(types::F32X4, flags, bits);
                 self.b.ins().fvpromote_low(narrow)
