@@ -14,6 +14,8 @@
 //!   synapse, built in `f32`, holds at most 10 bytes per synapse (target index and weight);
 //!   the same network in `f64` holds 12.
 //! * `f32_drain_rounds_once`: synaptic input is summed in `f64` and rounded once into the target.
+//! * `plastic_synapses_in_f32`: the STDP example in `f32`: which plastic arrays are `f32`, and
+//!   the JIT against the interpreter byte for byte (handlers' `f32` loads, stores and gathers).
 
 use snnc::codegen::jit_backends;
 use snnc::driver;
@@ -360,4 +362,80 @@ fn f32_drain_rounds_once() {
     // would have been lost.
     assert_eq!(round(1.0 + 5e-8), 1.0);
     assert_ne!(target.get(0), 1.0);
+}
+
+/// `examples/stdp_song.snn` with `precision = f32`: its plastic arrays are stored as the
+/// precision says (weights and traces `f32`; the port scratch and last-update times `f64`),
+/// and the JIT and the interpreter write the same files byte for byte, handlers included.
+#[test]
+fn plastic_synapses_in_f32() {
+    let source = std::fs::read_to_string(workspace().join("examples/stdp_song.snn"))
+        .unwrap()
+        .replace("seed = 1", "seed = 1\n    precision = f32");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("precision-stdp");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("stdp_f32.snn");
+    std::fs::write(&model, source).unwrap();
+
+    let checked = driver::check_file(&model).unwrap();
+    assert!(!checked.has_errors());
+    let program = driver::lower(&checked, None, &Overrides::default()).unwrap();
+    let data = driver::read_data_files(&model, &program).unwrap();
+    let (network, _) = instantiate::instantiate(&program, &data, 10, None).unwrap();
+    let plastic = network.projections[0]
+        .plasticity
+        .as_ref()
+        .expect("a plastic projection");
+    for array in &plastic.arrays {
+        let expected = if array.name == "port" || array.name.ends_with("_last_update") {
+            Precision::F64
+        } else {
+            Precision::F32
+        };
+        assert_eq!(array.values.precision(), expected, "array {}", array.name);
+    }
+    assert!(plastic.arrays.iter().any(|a| a.name == "w"));
+    assert!(network.populations[1].arrays[0].precision() == Precision::F32);
+
+    let run = |backend: &str| {
+        let out = dir.join(backend);
+        let output = Command::new(env!("CARGO_BIN_EXE_snnc"))
+            .args([
+                "run",
+                "--quiet",
+                "--duration",
+                "2s",
+                "--backend",
+                backend,
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&model)
+            .output()
+            .expect("the snnc binary runs");
+        assert!(
+            output.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    };
+    let (jit, interpreted) = (run("jit"), run("interpreter"));
+    for file in ["Post_spikes_times.npy", "Post_v.npy", "Input-Post_w.npy"] {
+        assert_eq!(
+            std::fs::read(jit.join(file)).unwrap(),
+            std::fs::read(interpreted.join(file)).unwrap(),
+            "{file}: JIT and interpreter differ"
+        );
+    }
+    // The learned weights (unit 1, so written unscaled) are f32 values, widened in the `<f8`
+    // connection table.
+    let w = read_npy(&jit.join("Input-Post_w.npy")).unwrap();
+    assert_eq!(w.shape[0], 1000);
+    let NpyData::F64(rows) = &w.data else {
+        panic!("weights table: {:?}", w.shape)
+    };
+    assert!(rows.chunks(3).all(|r| r[2] == round(r[2])));
+    assert!(rows.chunks(3).any(|r| r[2] != 0.0));
 }
