@@ -23,6 +23,7 @@ use crate::lower::program::{
     stream_of_synapses, stream_of_update, ConnectIr, Node, Program, RecordIr, SynapseValue,
 };
 use crate::source::Span;
+use snnc_runtime::array::{Array, ArrayMut, Precision};
 use snnc_runtime::plasticity::HandlerKernel;
 use snnc_runtime::rng::Stream;
 use snnc_runtime::spec::{
@@ -237,6 +238,11 @@ pub fn describe<'p>(program: &'p Program, data: &DataFiles) -> Described<'p> {
                     unit: array.unit.clone(),
                     scale: array.scale,
                     init: d.value(&array.init, stream_of_plastic_init(index, a)),
+                    precision: if array.keeps_f64 {
+                        Precision::F64
+                    } else {
+                        program.precision
+                    },
                 })
                 .collect();
             PlasticitySpec {
@@ -341,6 +347,7 @@ pub fn describe<'p>(program: &'p Program, data: &DataFiles) -> Described<'p> {
         records,
         files,
         reductions: crate::lower::population::runtime_reductions(program),
+        precision: program.precision,
     };
     Described {
         spec,
@@ -398,6 +405,19 @@ pub fn run_kernel_once(kernel: &Kernel, arrays: &mut [Vec<f64>], seed: u64, stre
     interp::run(kernel, &mut views, 0, n, info, &mut spikes);
 }
 
+/// As [`run_kernel_once`], with arrays stored as the kernel's variables are (`f32` or `f64`).
+pub fn run_kernel_once_arrays(kernel: &Kernel, arrays: &mut [Array], seed: u64, stream: u32) {
+    let n = arrays.first().map_or(0, Array::len);
+    let mut views: Vec<ArrayMut> = arrays.iter_mut().map(Array::view_mut).collect();
+    let info = interp::StepInfo {
+        step: 0,
+        t: 0.0,
+        seed,
+        stream,
+    };
+    interp::run_arrays(kernel, &mut views, &[], 0, n, info, &mut Vec::new());
+}
+
 /// The interpreter as a kernel table: the reference, and what `--backend interpreter` runs.
 pub struct InterpretedTable {
     kernels: Vec<Kernel>,
@@ -416,7 +436,14 @@ impl KernelTable for InterpretedTable {
         self.kernels.len()
     }
 
-    fn run_once(&self, index: usize, arrays: &mut [&mut [f64]], step: u64, seed: u64, stream: u32) {
+    fn run_once(
+        &self,
+        index: usize,
+        arrays: &mut [ArrayMut<'_>],
+        step: u64,
+        seed: u64,
+        stream: u32,
+    ) {
         let n = arrays.first().map_or(0, |a| a.len());
         let info = interp::StepInfo {
             step,
@@ -424,7 +451,15 @@ impl KernelTable for InterpretedTable {
             seed,
             stream,
         };
-        interp::run(&self.kernels[index], arrays, 0, n, info, &mut Vec::new());
+        interp::run_arrays(
+            &self.kernels[index],
+            arrays,
+            &[],
+            0,
+            n,
+            info,
+            &mut Vec::new(),
+        );
     }
 
     fn population_kernel<'a>(
@@ -475,14 +510,11 @@ impl PopulationKernel for InterpretedKernel {
         spikes: &mut Vec<u32>,
     ) -> Result<(), RuntimeError> {
         let n = population.size;
-        let mut views: Vec<&mut [f64]> = population
-            .arrays
-            .iter_mut()
-            .map(|a| a.as_mut_slice())
-            .collect();
-        interp::run(
+        let mut views: Vec<ArrayMut> = population.arrays.iter_mut().map(Array::view_mut).collect();
+        interp::run_arrays(
             &self.kernel,
             &mut views,
+            &[],
             0,
             n,
             interp::StepInfo {

@@ -9,6 +9,7 @@
 use crate::codegen::CompiledKernels;
 use crate::ir::{interp, Kernel};
 use crate::lower::program::{stream_of_handler, Program};
+use snnc_runtime::array::ArrayMut;
 use snnc_runtime::plasticity::{HandlerCall, HandlerKernel, NativeHandler, ProjectionHandlers};
 use snnc_runtime::rng::Stream;
 use snnc_runtime::RuntimeError;
@@ -23,17 +24,19 @@ pub struct InterpretedHandler {
 
 impl HandlerKernel for InterpretedHandler {
     fn run(&mut self, call: HandlerCall<'_>) -> Result<(), RuntimeError> {
-        let mut views: Vec<&mut [f64]> = call
+        let mut views: Vec<ArrayMut> = call
             .arrays
             .iter_mut()
             .zip(call.offsets)
             .map(|(a, &offset)| {
                 let len = a.values.len();
-                &mut a.values[offset.min(len)..]
+                a.values
+                    .slice_mut(offset.min(len)..len)
+                    .expect("a range within the array")
             })
             .collect();
         let gathers: Vec<&[u32]> = call.gathers.to_vec();
-        interp::run_gathered(
+        interp::run_arrays(
             &self.kernel,
             &mut views,
             &gathers,

@@ -14,6 +14,8 @@
 //!   vectorised loops (LLVM's runs 16 elements or more per iteration) and their remainders.
 //!   `SNNC_DIFF_CASES` sets the case count (default 2,000); failure persistence is off, so
 //!   nothing is written to the tree.
+//!   Each variable is stored as `f32` or `f64` at random (`precision = f32`: loads widen,
+//!   stores round, later reads see the rounded value), in the scalar and the vector loops.
 //! * `operators_on_special_values`: every binary operator and function on every pair of a
 //!   table of special values (±0, ±1, ±inf, NaN, ...), read from arrays so no constant
 //!   folding hides the generated instructions.
@@ -27,7 +29,10 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use snnc::codegen::{jit_backends, JitCompile};
 use snnc::ir::interp::{self, StepInfo};
-use snnc::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
+use snnc::ir::{
+    Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp, VarInfo, VarRole,
+};
+use snnc_runtime::array::{Array, ArrayMut};
 use std::time::Instant;
 
 const N_VARS: u32 = 3;
@@ -138,6 +143,7 @@ fn kernel(name: &str, n_vars: u32, n_locals: u32, n_draws: u32, body: Vec<Stmt>)
                 role: VarRole::State,
                 unit: String::new(),
                 scale: 1.0,
+                storage: Default::default(),
             })
             .collect(),
         n_locals,
@@ -176,13 +182,29 @@ fn compare_with(
     steps: &[StepInfo],
 ) -> Result<(), String> {
     let jit = jit_compile(&[kernel])?;
-    let mut a = arrays.to_vec();
-    let mut b = arrays.to_vec();
+    // Stored as the kernel's variables are (an f32 variable's initial values rounded).
+    let initial: Vec<Array> = arrays
+        .iter()
+        .zip(&kernel.vars)
+        .map(|(a, v)| Array::from_f64(v.storage, a.clone()))
+        .collect();
+    let mut a_store = initial.clone();
+    let mut b_store = initial;
     for (n, &info) in steps.iter().enumerate() {
         let mut sa = Vec::new();
         let mut sb = Vec::new();
-        interp::run(kernel, &mut as_slices(&mut a), start, end, info, &mut sa);
-        jit.run(0, &mut as_slices(&mut b), start, end, info, &mut sb);
+        interp::run_arrays(
+            kernel,
+            &mut views(&mut a_store),
+            &[],
+            start,
+            end,
+            info,
+            &mut sa,
+        );
+        jit.run_arrays(0, &mut views(&mut b_store), &[], start, end, info, &mut sb);
+        let a: Vec<Vec<f64>> = a_store.iter().map(Array::to_f64).collect();
+        let b: Vec<Vec<f64>> = b_store.iter().map(Array::to_f64).collect();
         if let Some((var, e)) = first_difference(&a, &b) {
             return Err(format!(
                 "step {n} (elements {start}..{end}, {info:?}): v{var}[{e}] is {:?} interpreted, {:?} compiled",
@@ -305,8 +327,9 @@ proptest! {
         start in 0..4usize,
         len in prop_oneof![0..7usize, 7..(LEN - 3)],
         info in step_info(),
+        single in proptest::array::uniform3(any::<bool>()),
     ) {
-        let k = kernel("random", N_VARS, N_LOCALS, 4, body);
+        let k = with_storage(kernel("random", N_VARS, N_LOCALS, 4, body), single);
         let next = StepInfo { step: info.step + 1, t: info.t + 0.1, ..info };
         compare(&k, &arrays, start, start + len, &[info, next]).map_err(TestCaseError::fail)?;
     }
@@ -321,6 +344,7 @@ proptest! {
         start in 0..4usize,
         len in 0..(LEN - 3),
         info in step_info(),
+        single in proptest::array::uniform3(any::<bool>()),
     ) {
         let mut all: Vec<Stmt> = first
             .into_iter()
@@ -333,10 +357,22 @@ proptest! {
             })
             .collect();
         all.extend(body);
-        let k = kernel("call-free", N_VARS, N_LOCALS, 0, all);
+        let k = with_storage(kernel("call-free", N_VARS, N_LOCALS, 0, all), single);
         let next = StepInfo { step: info.step + 1, t: info.t + 0.1, ..info };
         compare(&k, &arrays, start, start + len, &[info, next]).map_err(TestCaseError::fail)?;
     }
+}
+
+fn views(arrays: &mut [Array]) -> Vec<ArrayMut<'_>> {
+    arrays.iter_mut().map(Array::view_mut).collect()
+}
+
+/// `kernel` with variable `v` stored as `f32` where `single[v]`.
+fn with_storage(mut kernel: Kernel, single: [bool; N_VARS as usize]) -> Kernel {
+    for (var, &s) in kernel.vars.iter_mut().zip(&single) {
+        var.storage = if s { Precision::F32 } else { Precision::F64 };
+    }
+    kernel
 }
 
 /// Replaces every local in `e` by the array of the same number.

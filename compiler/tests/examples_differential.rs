@@ -7,7 +7,9 @@
 //! `snnc::ir::interp::run` and `CompiledKernels::run`, from the same initial arrays (the init
 //! kernel run once by `instantiate::run_kernel_once`). Populations are driven in isolation (no
 //! synapses, no timed inputs): the kernels are what is compared. After every step the arrays
-//! must be bitwise identical (NaNs canonicalised) and the spike lists equal.
+//! must be bitwise identical (NaNs canonicalised) and the spike lists equal. Arrays are stored
+//! as the kernels' variables are (`examples/cuba_f32.snn` is an `f32` network), so `f32` loads
+//! and stores are compared too.
 //!
 //! Populations are capped at `MAX_NEURONS` elements to keep the debug-mode interpreter fast;
 //! random draws are keyed by element index, so the first elements behave as in the full
@@ -15,9 +17,10 @@
 
 use snnc::codegen::jit_backends;
 use snnc::driver;
-use snnc::instantiate::run_kernel_once;
+use snnc::instantiate::run_kernel_once_arrays;
 use snnc::ir::interp::{self, StepInfo};
 use snnc::lower::program::{stream_of_init, stream_of_update, Overrides};
+use snnc_runtime::array::{Array, ArrayMut};
 use std::path::Path;
 
 const STEPS: u64 = 200;
@@ -63,8 +66,13 @@ fn every_example_interpreted_and_jitted_agree_bitwise() {
             let mut total_spikes = 0usize;
             for (index, population) in program.populations.iter().enumerate() {
                 let n = (population.size as usize).min(MAX_NEURONS);
-                let mut arrays: Vec<Vec<f64>> = vec![vec![0.0; n]; population.update.vars.len()];
-                run_kernel_once(
+                let mut arrays: Vec<Array> = population
+                    .update
+                    .vars
+                    .iter()
+                    .map(|v| Array::zeros(v.storage, n))
+                    .collect();
+                run_kernel_once_arrays(
                     &population.init,
                     &mut arrays,
                     program.seed,
@@ -80,14 +88,14 @@ fn every_example_interpreted_and_jitted_agree_bitwise() {
                     };
                     let (mut a, mut b) = (Vec::new(), Vec::new());
                     {
-                        let mut views: Vec<&mut [f64]> =
-                            arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
-                        interp::run(&population.update, &mut views, 0, n, info, &mut a);
+                        let mut views: Vec<ArrayMut> =
+                            arrays.iter_mut().map(Array::view_mut).collect();
+                        interp::run_arrays(&population.update, &mut views, &[], 0, n, info, &mut a);
                     }
                     {
-                        let mut views: Vec<&mut [f64]> =
-                            jit_arrays.iter_mut().map(|v| v.as_mut_slice()).collect();
-                        compiled.run(index, &mut views, 0, n, info, &mut b);
+                        let mut views: Vec<ArrayMut> =
+                            jit_arrays.iter_mut().map(Array::view_mut).collect();
+                        compiled.run_arrays(index, &mut views, &[], 0, n, info, &mut b);
                     }
                     assert_eq!(
                         a, b,
@@ -96,10 +104,10 @@ fn every_example_interpreted_and_jitted_agree_bitwise() {
                     );
                     total_spikes += a.len();
                     for (v, (x, y)) in arrays.iter().zip(&jit_arrays).enumerate() {
-                        for (e, (p, q)) in x.iter().zip(y).enumerate() {
+                        for (e, (p, q)) in x.iter().zip(y.iter()).enumerate() {
                             assert_eq!(
-                                canonical(*p),
-                                canonical(*q),
+                                canonical(p),
+                                canonical(q),
                                 "{name} ({backend}): population {} variable {} element {e} \
                              step {step}: interpreter {p:e}, JIT {q:e}",
                                 population.name,
@@ -117,6 +125,11 @@ fn every_example_interpreted_and_jitted_agree_bitwise() {
         ran.push(name);
     }
     eprintln!("ran: {ran:?}; skipped: {skipped:?}");
+    // The f32 loads and stores are compared through this example.
+    assert!(
+        ran.iter().any(|n| n == "cuba_f32.snn"),
+        "the f32 example did not run: {ran:?}"
+    );
     assert!(
         ran.len() >= 4,
         "only {} examples lowered: {ran:?}; skipped: {skipped:?}",

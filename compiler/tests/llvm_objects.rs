@@ -206,6 +206,7 @@ fn clip_kernel() -> Kernel {
         role: VarRole::State,
         unit: String::new(),
         scale: 1.0,
+        storage: Default::default(),
     };
     let bin = |op, a, b| Expr::Binary(op, Box::new(a), Box::new(b));
     let sum = bin(BinOp::Add, Expr::Var(0), Expr::Var(1));

@@ -111,7 +111,7 @@ fn run_both(dir: &Path, projection: usize, array: &str) -> Vec<f64> {
         .array(array)
         .unwrap_or_else(|| panic!("no plastic array `{array}`"))
         .values
-        .clone()
+        .to_f64()
 }
 
 const TRIGGER: &str = r#"
@@ -463,7 +463,7 @@ fn tsodyks_markram_matches_the_recursion() {
         "x {x} vs {xe}, u {u} vs {ue}"
     );
     let (_, network) = run(&dir, Backend::Jit);
-    let g = network.populations[0].array("g").unwrap()[0];
+    let g = network.populations[0].array("g").unwrap().get(0);
     assert!(
         (g - delivered).abs() < 1e-13,
         "g = {g}, delivered {delivered}"
@@ -666,7 +666,8 @@ fn learned_weights_reload_as_initial_weights() {
         .unwrap()
         .array("w")
         .unwrap()
-        .values[0];
+        .values
+        .get(0);
     assert!(
         (learned - 0.5).abs() > 1e-3,
         "the weight did not change: {learned}"
@@ -693,7 +694,8 @@ fn learned_weights_reload_as_initial_weights() {
         .unwrap()
         .array("w")
         .unwrap()
-        .values[0];
+        .values
+        .get(0);
     assert_eq!(reloaded.to_bits(), learned.to_bits());
 }
 
@@ -716,7 +718,7 @@ fn dendritic_delay_delays_the_delivery() {
         .replace("run 1 s", &format!("run {run_ms} ms"));
         std::fs::write(dir.join("model.snn"), model).unwrap();
         let (_, network) = run(&dir, Backend::Jit);
-        let g = network.populations[0].array("g").unwrap()[0];
+        let g = network.populations[0].array("g").unwrap().get(0);
         assert_eq!(g, expected, "after {run_ms} ms");
     }
 }

@@ -221,7 +221,8 @@ pub unsafe extern "C" fn snnc_get(
                 array.len()
             ));
         }
-        for (i, &x) in array.iter().enumerate() {
+        // An f32 model's values are widened exactly, then converted to the unit in f64.
+        for (i, x) in array.iter().enumerate() {
             // SAFETY: the caller's contract: room for `n` values.
             unsafe { *out.add(i) = x / scale };
         }
@@ -261,9 +262,10 @@ pub unsafe extern "C" fn snnc_set(
                 array.len()
             ));
         }
-        for (i, x) in array.iter_mut().enumerate() {
+        // Converted to SI in f64, then stored in the model's precision (rounded once).
+        for i in 0..n {
             // SAFETY: the caller's contract: `n` readable values.
-            *x = unsafe { *values.add(i) } * scale;
+            array.set(i, unsafe { *values.add(i) } * scale);
         }
         Ok(0)
     })

@@ -260,7 +260,6 @@ impl Model {
 
     /// The full state, for a state file.
     pub fn state(&self) -> State {
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
         State {
             format: STATE_FORMAT.to_string(),
             fingerprint: format!("{:016x}", self.linked.fingerprint),
@@ -271,7 +270,7 @@ impl Model {
                 .network
                 .populations
                 .iter()
-                .map(|p| p.arrays.iter().map(|a| bits(a)).collect())
+                .map(|p| p.arrays.iter().map(|a| a.bits()).collect())
                 .collect(),
             plastic: self
                 .network
@@ -279,7 +278,7 @@ impl Model {
                 .iter()
                 .map(|p| {
                     p.plasticity.as_ref().map_or_else(Vec::new, |pl| {
-                        pl.arrays.iter().map(|a| bits(&a.values)).collect()
+                        pl.arrays.iter().map(|a| a.values.bits()).collect()
                     })
                 })
                 .collect(),
@@ -329,10 +328,10 @@ impl Model {
             {
                 return Err(shape(&format!("population `{}`", population.name)));
             }
+            // Bits of the array's own type (f32 bits for an f32 model; the fingerprint keeps
+            // a state file of another model, or another precision, out).
             for (array, saved) in population.arrays.iter_mut().zip(arrays) {
-                for (x, &b) in array.iter_mut().zip(saved) {
-                    *x = f64::from_bits(b);
-                }
+                array.set_bits(saved);
             }
         }
         for (projection, (ring, plastic)) in self
@@ -354,9 +353,7 @@ impl Model {
                         .get_mut(i)
                         .filter(|a| a.values.len() == saved.len())
                         .ok_or_else(|| shape(&format!("projection `{}`", projection.name)))?;
-                    for (x, &b) in array.values.iter_mut().zip(saved) {
-                        *x = f64::from_bits(b);
-                    }
+                    array.values.set_bits(saved);
                 }
             }
         }

@@ -20,6 +20,7 @@
 
 use std::ops::{AddAssign, Range};
 
+use crate::array::{Array, Element};
 use crate::connectivity::Connectivity;
 use crate::error::RuntimeError;
 
@@ -182,7 +183,9 @@ impl RingPart<f64> {
     /// (adding `+0.0` would turn a `-0.0` state into `+0.0`; nothing else differs), which lets
     /// sparse input touch only the targets that received spikes, while dense input takes one
     /// pass over all targets; both give the same bits.
-    pub fn drain_into(&mut self, target: &mut [f64]) {
+    ///
+    /// Targets stored as `f32` (an `f32` network) get the sum taken in `f64` and rounded once.
+    pub fn drain_into<E: Element>(&mut self, target: &mut [E]) {
         let n = self.len;
         let limit = self.sparse_limit();
         let start = self.current * n;
@@ -194,7 +197,7 @@ impl RingPart<f64> {
                 let t = t as usize;
                 let input = slot[t];
                 if input != 0.0 && t < m {
-                    target[t] += input;
+                    target[t] = E::from_f64(target[t].to_f64() + input);
                 }
                 slot[t] = 0.0;
             }
@@ -435,12 +438,20 @@ impl<T: Copy + Default + AddAssign> DelayRing<T> {
 impl DelayRing<f64> {
     /// Adds the current slot's input into `target` (all targets) and ends the step, part by
     /// part (see [`RingPart::drain_into`]).
-    pub fn drain_into(&mut self, target: &mut [f64]) {
+    pub fn drain_into<E: Element>(&mut self, target: &mut [E]) {
         for part in &mut self.parts {
             let range = part.targets();
             let end = range.end.min(target.len());
             let start = range.start.min(end);
             part.drain_into(&mut target[start..end]);
+        }
+    }
+
+    /// [`Self::drain_into`] an array of either precision.
+    pub fn drain_into_array(&mut self, target: &mut Array) {
+        match target {
+            Array::F64(a) => self.drain_into(a.as_mut_slice()),
+            Array::F32(a) => self.drain_into(a.as_mut_slice()),
         }
     }
 }
@@ -476,8 +487,9 @@ pub fn deliver_row_part<T: Copy + Default + AddAssign, W: Copy + Into<T>>(
     part.deliver(&all[lo..hi], weights, conn.row_delays(synapses));
 }
 
-/// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths).
-fn add_nonzero_and_clear(target: &mut [f64], slot: &mut [f64]) {
+/// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths),
+/// the sum taken in `f64` and rounded once to the target's type.
+fn add_nonzero_and_clear<E: Element>(target: &mut [E], slot: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx") {
@@ -490,17 +502,21 @@ fn add_nonzero_and_clear(target: &mut [f64], slot: &mut [f64]) {
 }
 
 #[inline(always)]
-fn add_nonzero_and_clear_portable(target: &mut [f64], slot: &mut [f64]) {
+fn add_nonzero_and_clear_portable<E: Element>(target: &mut [E], slot: &mut [f64]) {
     for (x, r) in target.iter_mut().zip(slot.iter_mut()) {
         // A select, not a branch, so the loop vectorises.
-        *x = if *r != 0.0 { *x + *r } else { *x };
+        *x = if *r != 0.0 {
+            E::from_f64(x.to_f64() + *r)
+        } else {
+            *x
+        };
         *r = 0.0;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn add_nonzero_and_clear_avx(target: &mut [f64], slot: &mut [f64]) {
+unsafe fn add_nonzero_and_clear_avx<E: Element>(target: &mut [E], slot: &mut [f64]) {
     add_nonzero_and_clear_portable(target, slot);
 }
 
@@ -561,8 +577,8 @@ mod tests {
         for t in 10..46u32 {
             dense.add(t, 0, 0.125).unwrap();
         }
-        let mut a = vec![-0.0; 64];
-        let mut b = vec![-0.0; 64];
+        let mut a = vec![-0.0f64; 64];
+        let mut b = vec![-0.0f64; 64];
         sparse.drain_into(&mut a);
         dense.drain_into(&mut b);
         for t in [0usize, 1, 2, 3, 4, 63] {

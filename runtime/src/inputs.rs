@@ -190,10 +190,10 @@ impl TimedInput {
     /// Writes the row of `step` into `population` (checked with [`Self::check_against`]).
     pub fn apply(&self, population: &mut Population, step: u64) -> Result<(), RuntimeError> {
         let row = self.row_of_step(step);
-        let target = population
+        let mut target = population
             .arrays
             .get_mut(self.array)
-            .and_then(|a| a.get_mut(self.range.clone()))
+            .and_then(|a| a.slice_mut(self.range.clone()))
             .ok_or_else(|| {
                 RuntimeError::invalid(
                     format!("timed input '{}'", self.name),
@@ -205,7 +205,7 @@ impl TimedInput {
             })?;
         if self.per_neuron {
             let n = target.len();
-            target.copy_from_slice(&self.values[row * n..(row + 1) * n]);
+            target.copy_from_f64(&self.values[row * n..(row + 1) * n]);
         } else {
             target.fill(self.values[row]);
         }

@@ -5,6 +5,7 @@
 //! compiled model links this crate alone (architecture invariant 3).
 
 pub mod abi;
+pub mod array;
 pub mod connectivity;
 pub mod delays;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod rng;
 pub mod schedule;
 pub mod spec;
 
+pub use array::{Array, ArrayMut, Element, Precision};
 pub use connectivity::{Connectivity, PostIndex, ProjectionSpec};
 pub use delays::DelayRing;
 pub use error::RuntimeError;

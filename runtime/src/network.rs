@@ -20,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::array::{Array, Precision};
 use crate::connectivity::Connectivity;
 use crate::delays::DelayRing;
 use crate::error::RuntimeError;
@@ -55,8 +56,8 @@ impl VariableSpec {
 pub struct Population {
     pub name: String,
     pub size: usize,
-    /// One array of `size` SI values per kernel variable.
-    pub arrays: Vec<Vec<f64>>,
+    /// One array of `size` SI values per kernel variable, in the network's precision.
+    pub arrays: Vec<Array>,
     pub array_names: Vec<String>,
     /// The unit of each array as the user wrote it and its SI scale.
     pub array_units: Vec<(String, f64)>,
@@ -69,9 +70,19 @@ impl Population {
         size: usize,
         variables: &[VariableSpec],
     ) -> Result<Self, RuntimeError> {
+        Self::with_precision(name, size, variables, Precision::F64)
+    }
+
+    /// A population with every array zero-filled and stored in `precision`.
+    pub fn with_precision(
+        name: impl Into<String>,
+        size: usize,
+        variables: &[VariableSpec],
+        precision: Precision,
+    ) -> Result<Self, RuntimeError> {
         let name = name.into();
         let population = Population {
-            arrays: vec![vec![0.0; size]; variables.len()],
+            arrays: vec![Array::zeros(precision, size); variables.len()],
             array_names: variables.iter().map(|v| v.name.clone()).collect(),
             array_units: variables
                 .iter()
@@ -149,19 +160,18 @@ impl Population {
     }
 
     /// The array called `name`, in SI units.
-    pub fn array(&self, name: &str) -> Option<&[f64]> {
-        self.array_index(name).map(|i| self.arrays[i].as_slice())
+    pub fn array(&self, name: &str) -> Option<&Array> {
+        self.array_index(name).map(|i| &self.arrays[i])
     }
 
     /// The array called `name`, mutably, in SI units.
-    pub fn array_mut(&mut self, name: &str) -> Option<&mut [f64]> {
-        self.array_index(name)
-            .map(move |i| self.arrays[i].as_mut_slice())
+    pub fn array_mut(&mut self, name: &str) -> Option<&mut Array> {
+        self.array_index(name).map(move |i| &mut self.arrays[i])
     }
 
     /// Bytes of neuron state.
     pub fn bytes(&self) -> u64 {
-        (self.arrays.len() * self.size * std::mem::size_of::<f64>()) as u64
+        self.arrays.iter().map(Array::bytes).sum()
     }
 }
 
@@ -309,6 +319,9 @@ pub enum Weights {
     Uniform { value: f64, count: u64 },
     /// One weight per synapse, in CSR order.
     PerSynapse(Vec<f64>),
+    /// One weight per synapse, in CSR order, stored as `f32` (a network of `precision =
+    /// f32`); delivery widens each weight exactly and sums in `f64`.
+    PerSynapseF32(Vec<f32>),
 }
 
 impl Weights {
@@ -317,6 +330,7 @@ impl Weights {
         match self {
             Weights::Uniform { count, .. } => *count,
             Weights::PerSynapse(w) => w.len() as u64,
+            Weights::PerSynapseF32(w) => w.len() as u64,
         }
     }
 
@@ -329,6 +343,7 @@ impl Weights {
         match self {
             Weights::Uniform { value, count } => ((syn as u64) < *count).then_some(*value),
             Weights::PerSynapse(w) => w.get(syn).copied(),
+            Weights::PerSynapseF32(w) => w.get(syn).map(|&w| f64::from(w)),
         }
     }
 
@@ -337,6 +352,17 @@ impl Weights {
         match self {
             Weights::Uniform { .. } => 0,
             Weights::PerSynapse(w) => w.len() as u64 * 8,
+            Weights::PerSynapseF32(w) => w.len() as u64 * 4,
+        }
+    }
+
+    /// Per-synapse `weights` stored in `precision` (each rounded once for `f32`).
+    pub fn per_synapse(precision: Precision, weights: Vec<f64>) -> Self {
+        match precision {
+            Precision::F64 => Weights::PerSynapse(weights),
+            Precision::F32 => {
+                Weights::PerSynapseF32(weights.into_iter().map(|w| w as f32).collect())
+            }
         }
     }
 }
@@ -481,6 +507,8 @@ pub struct Recording {
 pub struct PopulationPlan {
     pub size: u64,
     pub n_arrays: u64,
+    /// The arrays' storage type.
+    pub precision: Precision,
 }
 
 /// The sizes of a projection to be built, for [`Network::check_memory`]. For random
@@ -495,6 +523,8 @@ pub struct ProjectionPlan {
     /// Bytes per synapse of plastic state (per-synapse arrays and the post-to-synapse index;
     /// `plasticity.rs`), 0 for static synapses.
     pub plastic_bytes_per_synapse: u64,
+    /// The storage type of per-synapse weights.
+    pub precision: Precision,
 }
 
 /// Everything a simulation runs on.
@@ -535,8 +565,9 @@ impl Network {
         })
     }
 
-    /// The bytes a network of these sizes needs: 8 bytes per neuron per array, per synapse a
-    /// 4-byte target, an 8-byte weight and a 2-byte delay when delays are heterogeneous, row
+    /// The bytes a network of these sizes needs: 8 bytes (4 for `f32`) per neuron per array,
+    /// per synapse a 4-byte target, an 8-byte (4-byte) weight and a 2-byte delay when delays
+    /// are heterogeneous, row
     /// offsets, and an f64 ring of `(max_delay + 1)` slots per post neuron per projection.
     /// `extra_bytes` (spike-source events, timed-input tables) is added to the neuron part.
     pub fn estimate_memory(
@@ -548,7 +579,7 @@ impl Network {
             .iter()
             .map(|p| PopulationFootprint {
                 neurons: p.size,
-                state_bytes_per_neuron: p.n_arrays.saturating_mul(8),
+                state_bytes_per_neuron: p.n_arrays.saturating_mul(p.precision.bytes()),
             })
             .collect();
         let projs: Vec<ProjectionFootprint> = projections
@@ -556,10 +587,10 @@ impl Network {
             .map(|p| ProjectionFootprint {
                 n_pre: p.n_pre,
                 synapses: p.synapses,
-                // At most: a u32 target, an f64 weight, a two-byte delay (one byte when the
-                // built delays all fit; they are not known before building).
+                // At most: a u32 target, a weight in the network's precision, a two-byte delay
+                // (one byte when the built delays all fit; they are not known before building).
                 bytes_per_synapse: 4
-                    + 8
+                    + p.precision.bytes()
                     + if p.heterogeneous_delays { 2 } else { 0 }
                     + p.plastic_bytes_per_synapse,
             })
@@ -911,8 +942,8 @@ mod tests {
         let mut p = Population::new("exc", 4, &vars()).unwrap();
         assert_eq!(p.arrays, vec![vec![0.0; 4]; 2]);
         assert_eq!(p.array_index("g"), Some(1));
-        p.array_mut("v").unwrap()[2] = -0.07;
-        assert_eq!(p.array("v").unwrap()[2], -0.07);
+        p.array_mut("v").unwrap().set(2, -0.07);
+        assert_eq!(p.array("v").unwrap().get(2), -0.07);
         assert_eq!(p.bytes(), 64);
         p.arrays[1].pop();
         let e = p.validate().unwrap_err().to_string();
@@ -1043,6 +1074,7 @@ mod tests {
             &[PopulationPlan {
                 size: 1000,
                 n_arrays: 4,
+                precision: Precision::F64,
             }],
             &[ProjectionPlan {
                 n_pre: 1000,
@@ -1051,6 +1083,7 @@ mod tests {
                 heterogeneous_delays: true,
                 max_delay_steps: 9,
                 plastic_bytes_per_synapse: 0,
+                precision: Precision::F64,
             }],
             16,
         );
@@ -1069,6 +1102,24 @@ mod tests {
         );
         assert_eq!(plastic.synapse_bytes, 100_000 * (12 + 24) + 1001 * 8);
         assert_eq!(e.ring_buffer_bytes, 1000 * 10 * 8);
+        // f32: 4-byte state and weights; targets, delays and rings unchanged.
+        let single = Network::estimate_memory(
+            &[PopulationPlan {
+                size: 1000,
+                n_arrays: 4,
+                precision: Precision::F32,
+            }],
+            &[ProjectionPlan {
+                n_pre: 1000,
+                n_post: 1000,
+                synapses: 100_000,
+                precision: Precision::F32,
+                ..ProjectionPlan::default()
+            }],
+            0,
+        );
+        assert_eq!(single.neuron_bytes, 16_000);
+        assert_eq!(single.synapse_bytes, 100_000 * 8 + 1001 * 8);
         assert!(Network::check_memory(&[], &[], 0).is_ok());
         if crate::memory::available_memory_bytes().is_some() {
             let huge = ProjectionPlan {

@@ -48,6 +48,7 @@
 //! cleared, so the input reaches the target at the end of this step, like a static synapse's.
 
 use crate::abi::{KernelContext, KernelFn, GATHERS};
+use crate::array::Array;
 use crate::connectivity::Connectivity;
 use crate::delays::DelayRing;
 use crate::error::RuntimeError;
@@ -113,7 +114,8 @@ pub struct PlasticArray {
     /// The unit it is recorded in, and that unit's SI value.
     pub unit: String,
     pub scale: f64,
-    pub values: Vec<f64>,
+    /// In the array's precision (see [`crate::array`]).
+    pub values: Array,
 }
 
 /// One call of a handler kernel: elements `start..end` of its arrays.
@@ -175,7 +177,7 @@ impl HandlerKernel for NativeHandler {
             }
             // SAFETY: `offset <= len`, checked just above.
             self.pointers
-                .push(unsafe { array.values.as_mut_ptr().add(offset) });
+                .push(unsafe { array.values.as_mut_ptr_at(offset) });
         }
         let mut gather = [std::ptr::null(); GATHERS];
         for (p, g) in gather.iter_mut().zip(call.gathers) {
@@ -306,8 +308,8 @@ impl Plasticity {
 
     /// Bytes held by the arrays and the index.
     pub fn bytes(&self) -> u64 {
-        let arrays: usize = self.arrays.iter().map(|a| a.values.len() * 8).sum();
-        (arrays + self.post_start.len() * 8 + self.post_synapse.len() * 8) as u64
+        let arrays: u64 = self.arrays.iter().map(|a| a.values.bytes()).sum();
+        arrays + (self.post_start.len() * 8 + self.post_synapse.len() * 8) as u64
     }
 
     fn set_offsets(&mut self, pass: Pass, neuron: usize) {
@@ -324,7 +326,7 @@ impl Plasticity {
     pub fn set_global(&mut self, array: usize, value: f64) -> Result<(), RuntimeError> {
         match self.arrays.get_mut(array) {
             Some(a) if a.space == Space::Global => {
-                a.values[0] = value;
+                a.values.set(0, value);
                 Ok(())
             }
             _ => Err(RuntimeError::invalid(
@@ -388,7 +390,8 @@ impl Plasticity {
                     if let Some(port) = self.port {
                         let values = &mut self.arrays[port].values;
                         for &target in &connectivity.targets()[range] {
-                            let value = std::mem::take(&mut values[target as usize]);
+                            let value = values.get(target as usize);
+                            values.set(target as usize, 0.0);
                             if value != 0.0 {
                                 ring.add(target, dendritic, value)?;
                             }
@@ -686,7 +689,11 @@ impl Network {
                 .synapses
                 .iter()
                 .flat_map(|&(s, i, j)| {
-                    [f64::from(i), f64::from(j), values[s as usize] / table.scale]
+                    [
+                        f64::from(i),
+                        f64::from(j),
+                        values.get(s as usize) / table.scale,
+                    ]
                 })
                 .collect();
             recording.recorder.set_table(table.handle, rows)?;
@@ -723,9 +730,9 @@ mod tests {
             ));
             if self.pass == Pass::PreSynapses {
                 for e in call.start..call.end {
-                    call.arrays[0].values[e] += 1.0;
+                    call.arrays[0].values.add(e, 1.0);
                     let target = call.gathers[0][e] as usize;
-                    call.arrays[1].values[target] += 1.0;
+                    call.arrays[1].values.add(target, 1.0);
                 }
             }
             Ok(())
@@ -738,7 +745,7 @@ mod tests {
             space,
             unit: "1".into(),
             scale: 1.0,
-            values: vec![0.0; len],
+            values: vec![0.0; len].into(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::array::Array;
 use crate::error::RuntimeError;
 use crate::npy::{write_csv, write_npy, NpyElement};
 
@@ -302,10 +303,13 @@ impl Recorder {
         &mut self,
         handle: TraceHandle,
         step: u64,
-        values: &[f64],
+        values: &Array,
         scale: f64,
     ) -> Result<(), RuntimeError> {
-        self.record_trace_mapped(handle, step, values, |x| x / scale)
+        match values {
+            Array::F64(v) => self.record_trace_mapped(handle, step, v, |x| x / scale),
+            Array::F32(v) => self.record_trace_mapped(handle, step, v, |x| x / scale),
+        }
     }
 
     fn record_trace_mapped<T: Copy + Into<f64>>(

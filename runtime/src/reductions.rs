@@ -160,7 +160,7 @@ impl Reductions {
                     let values = &populations[p].arrays[a];
                     // In index order, on one thread: the same bits for any thread count.
                     let mut sum = 0.0;
-                    for &v in values {
+                    for v in values.iter() {
                         sum += v;
                     }
                     if r.kind == ReductionKind::Mean {
@@ -209,7 +209,7 @@ mod tests {
     fn population(values: &[f64]) -> Population {
         let mut p = Population::new("P", values.len(), &[VariableSpec::new("x", "1", 1.0)])
             .expect("a population");
-        p.arrays[0].copy_from_slice(values);
+        p.arrays[0].copy_from(0, values);
         p
     }
 

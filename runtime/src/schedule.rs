@@ -71,6 +71,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::abi::{KernelContext, KernelFn};
+use crate::array::{Array, Precision};
 use crate::connectivity::Connectivity;
 use crate::delays::{deliver_row_part, RingPart, RowWeights};
 use crate::error::RuntimeError;
@@ -484,6 +485,8 @@ struct ProjectionView<'a> {
     pre: Node,
     post: usize,
     target_array: usize,
+    /// The element type of the target array, which delivery reaches through a raw pointer.
+    target_precision: Precision,
     connectivity: &'a Connectivity,
     weights: &'a Weights,
 }
@@ -625,10 +628,15 @@ fn step_loop(
             ring,
             ..
         } = projection;
+        let target_precision = populations
+            .get(*post)
+            .and_then(|p| p.arrays.get(*target_array))
+            .map_or(Precision::F64, Array::precision);
         views.push(ProjectionView {
             pre: *pre,
             post: *post,
             target_array: *target_array,
+            target_precision,
             connectivity,
             weights,
         });
@@ -837,7 +845,7 @@ fn step_loop(
                         state.step(connectivity, ring, handlers, &pre, &post, k, shared.dt)?;
                     // SAFETY: phase 3: the other threads wait at the barrier.
                     let population = unsafe { &mut *shared.population(*post_population) };
-                    ring.drain_into(&mut population.arrays[*target_array]);
+                    ring.drain_into_array(&mut population.arrays[*target_array]);
                 }
                 // Traces: the state at (k + 1)·dt.
                 if let Some(recording) = recording.as_mut() {
@@ -1075,11 +1083,23 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
         for spikes in unsafe { shared.spikes_of(view.pre, k) } {
             for &pre in spikes {
                 let row = view.connectivity.row_range(pre);
-                let weights = match view.weights {
-                    Weights::Uniform { value, .. } => RowWeights::Uniform(*value),
-                    Weights::PerSynapse(w) => RowWeights::PerSynapse(w.as_slice()),
-                };
-                deliver_row_part(part, view.connectivity, row, weights);
+                match view.weights {
+                    Weights::Uniform { value, .. } => {
+                        deliver_row_part(part, view.connectivity, row, RowWeights::Uniform(*value))
+                    }
+                    Weights::PerSynapse(w) => deliver_row_part(
+                        part,
+                        view.connectivity,
+                        row,
+                        RowWeights::PerSynapse(w.as_slice()),
+                    ),
+                    Weights::PerSynapseF32(w) => deliver_row_part(
+                        part,
+                        view.connectivity,
+                        row,
+                        RowWeights::PerSynapse(w.as_slice()),
+                    ),
+                }
             }
         }
     }
@@ -1091,9 +1111,24 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
         let array = shared.array_tables[view.post][view.target_array];
         // SAFETY: phase 2: this thread alone owns the targets `targets` of the post
         // population (its range), and the array has the population's size.
-        let target =
-            unsafe { std::slice::from_raw_parts_mut(array.add(targets.start), targets.len()) };
-        part.drain_into(target);
+        // The pointer is to the array's own element type (`Array::as_mut_ptr`).
+        match view.target_precision {
+            Precision::F64 => {
+                let target = unsafe {
+                    std::slice::from_raw_parts_mut(array.add(targets.start), targets.len())
+                };
+                part.drain_into(target);
+            }
+            Precision::F32 => {
+                let target = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        array.cast::<f32>().add(targets.start),
+                        targets.len(),
+                    )
+                };
+                part.drain_into(target);
+            }
+        }
     }
 }
 
@@ -1180,7 +1215,7 @@ mod tests {
             _: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
             let array = &mut population.arrays[self.array];
-            self.log.borrow_mut().push((step, array.clone()));
+            self.log.borrow_mut().push((step, array.to_f64()));
             array.fill(0.0);
             Ok(())
         }
@@ -1375,7 +1410,12 @@ mod tests {
             _: f64,
             _: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
-            for (i, v) in population.arrays[0].iter_mut().enumerate() {
+            for (i, v) in population.arrays[0]
+                .as_f64_mut()
+                .expect("f64")
+                .iter_mut()
+                .enumerate()
+            {
                 *v = (step + 1) as f64 * (i + 1) as f64 * 1e-3;
             }
             Ok(())
@@ -1430,7 +1470,11 @@ mod tests {
             spikes: &mut Vec<u32>,
         ) -> Result<(), RuntimeError> {
             let (v, rest) = population.arrays.split_at_mut(1);
-            for (i, (v, input)) in v[0].iter_mut().zip(rest[0].iter_mut()).enumerate() {
+            let (v, input) = (
+                v[0].as_f64_mut().expect("f64"),
+                rest[0].as_f64_mut().expect("f64"),
+            );
+            for (i, (v, input)) in v.iter_mut().zip(input.iter_mut()).enumerate() {
                 let noise = self.stream.uniform(i as u32, step, 0) * 2e-3;
                 *v += (-0.07 - *v) * 0.01 + *input + noise;
                 *input = 0.0;
@@ -1727,6 +1771,10 @@ mod tests {
             let [v, input] = &mut population.arrays[..] else {
                 unreachable!("two arrays")
             };
+            let (v, input) = (
+                v.as_f64_mut().expect("f64"),
+                input.as_f64_mut().expect("f64"),
+            );
             for i in 0..v.len() {
                 let u = self.0.uniform(i as u32, step, 0);
                 v[i] = 0.9 * v[i] + input[i] + 0.3 * u;

@@ -22,6 +22,7 @@
 //! attached (the compiler maps it back to a source span), so messages can point at the model.
 
 use crate::abi::{KernelContext, KernelFn, GATHERS};
+use crate::array::{Array, ArrayMut, Precision};
 use crate::connectivity::{Connectivity, ProjectionSpec};
 use crate::error::RuntimeError;
 use crate::inputs::TimedInput;
@@ -64,6 +65,10 @@ pub struct NetworkSpec {
     /// Population-level variables (sums, means, counts, rates) and who reads them.
     #[serde(default)]
     pub reductions: crate::reductions::Reductions,
+    /// The storage type of every per-element and per-synapse array (`precision = f32`); the
+    /// kernels of the table were compiled for it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// What a kernel of the table is, for messages and for checking a table against the spec.
@@ -179,6 +184,11 @@ pub struct PlasticArraySpec {
     pub unit: String,
     pub scale: f64,
     pub init: SynapseValueSpec,
+    /// The storage type; the handler kernels were compiled for it (an `f32` network stores
+    /// its per-synapse, pre and post arrays as `f32` and its port scratch and projection-wide
+    /// values as `f64`).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -429,7 +439,14 @@ pub trait KernelTable {
     /// Runs kernel `index` once over every element of `arrays` (initial values, per-synapse
     /// values, a row of a connection predicate), at step `step` and time 0, drawing from
     /// `stream` of `seed`. Spikes it may emit are discarded.
-    fn run_once(&self, index: usize, arrays: &mut [&mut [f64]], step: u64, seed: u64, stream: u32);
+    fn run_once(
+        &self,
+        index: usize,
+        arrays: &mut [ArrayMut<'_>],
+        step: u64,
+        seed: u64,
+        stream: u32,
+    );
 
     /// Kernel `index` as a population's update kernel.
     fn population_kernel<'a>(
@@ -472,7 +489,14 @@ impl<'code> KernelTable for NativeTable<'code> {
         self.functions.len()
     }
 
-    fn run_once(&self, index: usize, arrays: &mut [&mut [f64]], step: u64, seed: u64, stream: u32) {
+    fn run_once(
+        &self,
+        index: usize,
+        arrays: &mut [ArrayMut<'_>],
+        step: u64,
+        seed: u64,
+        stream: u32,
+    ) {
         let n = arrays.first().map_or(0, |a| a.len());
         debug_assert!(arrays.iter().all(|a| a.len() == n));
         let pointers: Vec<*mut f64> = arrays.iter_mut().map(|a| a.as_mut_ptr()).collect();
@@ -597,13 +621,10 @@ pub fn build(
             .iter()
             .map(|v| VariableSpec::new(&v.name, &v.unit, v.scale))
             .collect();
-        let mut population = Population::new(&pop.name, pop.size as usize, &specs)
-            .map_err(|e| BuildError::at(pop.site, e))?;
-        let mut views: Vec<&mut [f64]> = population
-            .arrays
-            .iter_mut()
-            .map(|a| a.as_mut_slice())
-            .collect();
+        let mut population =
+            Population::with_precision(&pop.name, pop.size as usize, &specs, spec.precision)
+                .map_err(|e| BuildError::at(pop.site, e))?;
+        let mut views: Vec<ArrayMut> = population.arrays.iter_mut().map(Array::view_mut).collect();
         table.run_once(pop.init.kernel, &mut views, 0, seed, pop.init.stream);
         network
             .add_population(population)
@@ -702,7 +723,11 @@ pub fn record(
                         *var,
                         &neurons,
                         steps_for(*every, dt).max(1),
-                        TraceDtype::F64,
+                        // An f32 network's traces are written as the f32 values it holds.
+                        match spec.precision {
+                            Precision::F64 => TraceDtype::F64,
+                            Precision::F32 => TraceDtype::F32,
+                        },
                     ),
                     Some(*site),
                 )
@@ -822,14 +847,16 @@ fn build_projection(
             value: 0.0,
             count: n_synapses as u64,
         },
-        (Some(w), _) => Weights::PerSynapse(w.clone()),
+        (Some(w), _) => Weights::per_synapse(spec.precision, w.clone()),
+        // Rounded like a stored weight, so the two forms still deliver the same bits.
         (None, SynapseValueSpec::Const(w)) => Weights::Uniform {
-            value: *w,
+            value: spec.precision.round(*w),
             count: n_synapses as u64,
         },
-        (None, SynapseValueSpec::PerSynapse(kernel)) => {
-            Weights::PerSynapse(eval_per_synapse(table, *kernel, &connectivity, seed))
-        }
+        (None, SynapseValueSpec::PerSynapse(kernel)) => Weights::per_synapse(
+            spec.precision,
+            eval_per_synapse(table, *kernel, &connectivity, seed),
+        ),
     };
     let delays_s = match (&file_delays, &projection.delay) {
         (Some(d), _) => Some(d.clone()),
@@ -956,7 +983,7 @@ fn attach_plasticity(
             space: array.space,
             unit: array.unit.clone(),
             scale: array.scale,
-            values,
+            values: Array::from_f64(array.precision, values),
         });
     }
     if conn.delays().is_some() {
@@ -1000,6 +1027,7 @@ fn check_memory(spec: &NetworkSpec) -> Result<(), RuntimeError> {
         .map(|p| PopulationPlan {
             size: u64::from(p.size),
             n_arrays: p.variables.len() as u64,
+            precision: spec.precision,
         })
         .collect();
     let projections: Vec<ProjectionPlan> = spec
@@ -1026,16 +1054,18 @@ fn check_memory(spec: &NetworkSpec) -> Result<(), RuntimeError> {
                     SynapseValueSpec::Const(d) => steps_for(d, spec.dt),
                     SynapseValueSpec::PerSynapse(_) => 0,
                 },
-                // Per-synapse arrays (8 bytes each), and the post-to-synapse index: the
+                // Per-synapse arrays (8 or 4 bytes each), and the post-to-synapse index: the
                 // connectivity's (8 + 4) and the handlers' u32 copy of the synapse column (4).
                 plastic_bytes_per_synapse: p.plasticity.as_ref().map_or(0, |pl| {
-                    let per_synapse = pl
+                    let bytes: u64 = pl
                         .arrays
                         .iter()
                         .filter(|a| a.space == Space::Synapse)
-                        .count() as u64;
-                    8 * per_synapse + 16
+                        .map(|a| a.precision.bytes())
+                        .sum();
+                    bytes + 16
                 }),
+                precision: spec.precision,
             }
         })
         .collect();
@@ -1056,7 +1086,11 @@ fn eval_row(
     let mut pre = vec![f64::from(i); n];
     let mut post: Vec<f64> = (0..n_post).map(f64::from).collect();
     let mut out = vec![0.0; n];
-    let mut views: Vec<&mut [f64]> = vec![&mut pre, &mut post, &mut out];
+    let mut views: Vec<ArrayMut> = vec![
+        (&mut pre[..]).into(),
+        (&mut post[..]).into(),
+        (&mut out[..]).into(),
+    ];
     table.run_once(kernel.kernel, &mut views, u64::from(i), seed, kernel.stream);
     out
 }
@@ -1079,7 +1113,11 @@ fn eval_per_synapse(
         }
     }
     let mut out = vec![0.0; n];
-    let mut views: Vec<&mut [f64]> = vec![&mut pre, &mut post, &mut out];
+    let mut views: Vec<ArrayMut> = vec![
+        (&mut pre[..]).into(),
+        (&mut post[..]).into(),
+        (&mut out[..]).into(),
+    ];
     table.run_once(kernel.kernel, &mut views, 0, seed, kernel.stream);
     out
 }
@@ -1188,6 +1226,7 @@ mod tests {
             inputs: vec![],
             records: vec![],
             reductions: Default::default(),
+            precision: Precision::F32,
             files: vec![DataFile {
                 path: "a.npy".into(),
                 bytes: vec![0, 1, 254, 255, 16],

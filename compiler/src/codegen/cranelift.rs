@@ -43,10 +43,17 @@
 //!
 //! Arrays must not overlap (the interpreter's `&mut` slices guarantee it): a value loaded for
 //! one variable is not reloaded after a store to another.
+//!
+//! A variable stored as `f32` ([`crate::ir::VarInfo::storage`]) is loaded as `f32` and widened
+//! (`fpromote`, exact), and stored by narrowing (`fdemote`, round to nearest even, like the
+//! interpreter's `as f32`); the cache then holds the narrowed value widened again, so every later
+//! read sees what memory holds. In the two-lane loop two `f32` lanes are 8 bytes: loaded as one
+//! `f64` (bits only), moved into a vector and widened with `fvpromote_low`; stored with
+//! `fvdemote`, whose low 8 bytes are written.
 
 use super::{batched, is_invariant};
 use crate::ir::interp::{self, random_kind};
-use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, GATHERS};
+use crate::ir::{Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp, GATHERS};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     types, AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature,
@@ -456,8 +463,14 @@ struct Gen<'f> {
     access: Vec<Access>,
     gather_bases: [Option<Value>; GATHERS],
     gather_offsets: [Option<Value>; GATHERS],
+    /// The gathered element's byte offset into `f32` arrays, when the kernel has some.
+    gather_offsets_f32: [Option<Value>; GATHERS],
+    /// Whether each variable is stored as `f32`.
+    single: Vec<bool>,
     /// The current element: as an index, its byte offset into f64 arrays, as u32, as f64.
     elem_offset: Value,
+    /// The current element's byte offset into `f32` arrays.
+    elem_offset_f32: Value,
     elem_u32: Value,
     elem_f64: Value,
     /// The element's value of each array, once loaded or stored in this element.
@@ -589,8 +602,15 @@ fn emit(
         access,
         gather_bases,
         gather_offsets: [None; GATHERS],
+        gather_offsets_f32: [None; GATHERS],
+        single: kernel
+            .vars
+            .iter()
+            .map(|v| v.storage == Precision::F32)
+            .collect(),
         // Placeholders until the body block defines them; invariant code never reads them.
         elem_offset: start,
+        elem_offset_f32: start,
         elem_u32: start,
         elem_f64: t,
         var_cache,
@@ -670,6 +690,7 @@ fn emit(
     g.cached.iter_mut().for_each(|c| *c = false);
     let i = g.b.use_var(element);
     g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
+    g.elem_offset_f32 = g.b.ins().ishl_imm_u(i, 2);
     for gi in 0..GATHERS {
         if let Some(base) = g.gather_bases[gi] {
             let at = g.b.ins().ishl_imm_u(i, 2);
@@ -677,6 +698,7 @@ fn emit(
             let index = g.b.ins().load(types::I32, trusted(), addr, 0);
             let index = g.b.ins().uextend(types::I64, index);
             g.gather_offsets[gi] = Some(g.b.ins().ishl_imm_u(index, 3));
+            g.gather_offsets_f32[gi] = Some(g.b.ins().ishl_imm_u(index, 2));
         }
     }
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
@@ -887,6 +909,7 @@ fn emit_pair(
     g.mask = None;
     g.cached.iter_mut().for_each(|c| *c = false);
     g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
+    g.elem_offset_f32 = g.b.ins().ishl_imm_u(i, 2);
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
     let f0 = g.b.ins().fcvt_from_sint(types::F64, i);
     let one = g.b.ins().f64const(1.0);
@@ -963,6 +986,13 @@ impl Gen<'_> {
             }
             Stmt::Store(var, e) => {
                 let v = self.expr(e);
+                // What memory will hold, which later reads of the pair must see.
+                let v = if self.single[*var as usize] {
+                    let narrow = self.b.ins().fvdemote(v);
+                    self.b.ins().fvpromote_low(narrow)
+                } else {
+                    v
+                };
                 let v = match self.mask {
                     Some(m) => {
                         let old = self.var_v(*var);
@@ -1025,6 +1055,18 @@ impl Gen<'_> {
                 continue;
             };
             let value = self.b.use_var(self.var_cache_v[var]);
+            // An f32 array: the two lanes narrowed are the low 8 bytes of an f32x4 (exact: the
+            // cached lanes were rounded when they were stored).
+            let value = if self.single[var] {
+                let narrow = self.b.ins().fvdemote(value);
+                let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+                // As an f64 lane, so the 8 bytes go from the vector register to memory
+                // directly (an integer lane would pass through a general register).
+                let bits = self.b.ins().bitcast(types::F64X2, flags, narrow);
+                self.b.ins().extractlane(bits, 0)
+            } else {
+                value
+            };
             let addr = self.address(var as u32);
             match lanes {
                 None => {
@@ -1050,7 +1092,16 @@ impl Gen<'_> {
         let var = v as usize;
         if !self.cached[var] {
             let addr = self.address(v);
-            let x = self.b.ins().load(types::F64X2, unaligned(), addr, 0);
+            let x = if self.single[var] {
+                // Loaded as one f64 (a float register, not a general one), then reinterpreted.
+                let bits = self.b.ins().load(types::F64, unaligned(), addr, 0);
+                let bits = self.b.ins().scalar_to_vector(types::F64X2, bits);
+                let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+                let narrow = self.b.ins().bitcast(types::F32X4, flags, bits);
+                self.b.ins().fvpromote_low(narrow)
+            } else {
+                self.b.ins().load(types::F64X2, unaligned(), addr, 0)
+            };
             self.b.def_var(self.var_cache_v[var], x);
             self.cached[var] = true;
         }
@@ -1119,7 +1170,15 @@ impl Gen<'_> {
             Stmt::Store(var, e) => {
                 let v = self.expr(e);
                 let addr = self.address(*var);
-                self.b.ins().store(trusted(), v, addr, 0);
+                let v = if self.single[*var as usize] {
+                    let narrow = self.b.ins().fdemote(types::F32, v);
+                    self.b.ins().store(trusted(), narrow, addr, 0);
+                    // Later reads see what memory holds.
+                    self.b.ins().fpromote(types::F64, narrow)
+                } else {
+                    self.b.ins().store(trusted(), v, addr, 0);
+                    v
+                };
                 self.b.def_var(self.var_cache[*var as usize], v);
                 self.cached[*var as usize] = true;
             }
@@ -1204,11 +1263,18 @@ impl Gen<'_> {
 
     fn address(&mut self, var: u32) -> Value {
         let base = self.bases[var as usize].expect("touched arrays have a base pointer");
+        let single = self.single[var as usize];
         match self.access[var as usize] {
+            Access::Element if single => self.b.ins().iadd(base, self.elem_offset_f32),
             Access::Element => self.b.ins().iadd(base, self.elem_offset),
             Access::Scalar => base,
             Access::Gather(g) => {
-                let offset = self.gather_offsets[g as usize]
+                let offsets = if single {
+                    self.gather_offsets_f32
+                } else {
+                    self.gather_offsets
+                };
+                let offset = offsets[g as usize]
                     .expect("gathered variables have their index loaded per element");
                 self.b.ins().iadd(base, offset)
             }
@@ -1364,7 +1430,12 @@ impl Gen<'_> {
                 let var = *v as usize;
                 if !self.cached[var] {
                     let addr = self.address(*v);
-                    let x = self.b.ins().load(types::F64, trusted(), addr, 0);
+                    let x = if self.single[var] {
+                        let narrow = self.b.ins().load(types::F32, trusted(), addr, 0);
+                        self.b.ins().fpromote(types::F64, narrow)
+                    } else {
+                        self.b.ins().load(types::F64, trusted(), addr, 0)
+                    };
                     self.b.def_var(self.var_cache[var], x);
                     self.cached[var] = true;
                 }
@@ -1744,6 +1815,7 @@ mod tests {
                     role: VarRole::State,
                     unit: String::new(),
                     scale: 1.0,
+                    storage: Default::default(),
                 })
                 .collect(),
             n_locals: N_LOCALS,

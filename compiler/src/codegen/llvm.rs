@@ -165,6 +165,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
             name: kernel.name.clone(),
             function,
             touched_vars: touched_vars(kernel),
+            storage: kernel.vars.iter().map(|v| v.storage).collect(),
         });
     }
     // The engine owns the module now; the handle only marks it so.
@@ -513,8 +514,16 @@ fn define_kernel<'ctx>(
     let i64t = cx.i64_type();
     let i32t = cx.i32_type();
     let f64p = f64t.ptr_type(AddressSpace::default());
+    let f32t = cx.f32_type();
+    let f32p = f32t.ptr_type(AddressSpace::default());
     let i32p = i32t.ptr_type(AddressSpace::default());
     let i8p = cx.i8_type().ptr_type(AddressSpace::default());
+    // Whether each variable is stored as f32 (loaded with `fpext`, stored with `fptrunc`).
+    let single: Vec<bool> = kernel
+        .vars
+        .iter()
+        .map(|v| v.storage == crate::ir::Precision::F32)
+        .collect();
     let attr = |name: &str| cx.create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0);
     let host = |f: FunctionValue<'ctx>| {
         f.add_attribute(
@@ -540,7 +549,11 @@ fn define_kernel<'ctx>(
     ];
     params.extend((0..GATHERS).map(|_| BasicMetadataTypeEnum::from(i32p)));
     let first_array = params.len();
-    params.extend(touched.iter().map(|_| BasicMetadataTypeEnum::from(f64p)));
+    params.extend(
+        touched
+            .iter()
+            .map(|&v| BasicMetadataTypeEnum::from(if single[v] { f32p } else { f64p })),
+    );
     let inner = module.add_function(
         &format!("{symbol}_body"),
         i64t.fn_type(&params, false),
@@ -657,6 +670,11 @@ fn define_kernel<'ctx>(
     for (v, slot) in slots.iter().enumerate() {
         if let Some(slot) = *slot {
             let x = ok(b.build_load(address(&b, v), ""));
+            let x = if single[v] {
+                ok(b.build_float_ext(x.into_float_value(), f64t, "")).into()
+            } else {
+                x
+            };
             ok(b.build_store(slot, x));
         }
     }
@@ -678,6 +696,8 @@ fn define_kernel<'ctx>(
         elem_f64: ok(b.build_signed_int_to_float(i, f64t, "elem_f64")),
         locals,
         slots: slots.clone(),
+        single: single.clone(),
+        f32t,
         spiked,
         flat: if_convertible(&kernel.body),
         mask: None,
@@ -689,6 +709,12 @@ fn define_kernel<'ctx>(
         if stored[v] {
             let slot = slots[v].expect("stored arrays have a slot");
             let x = ok(b.build_load(slot, ""));
+            // Exact: the slot holds a rounded value (see `Gen::single`).
+            let x = if single[v] {
+                ok(b.build_float_trunc(x.into_float_value(), f32t, "")).into()
+            } else {
+                x
+            };
             ok(b.build_store(address(&b, v), x));
         }
     }
@@ -803,7 +829,13 @@ fn define_kernel<'ctx>(
     for &v in &touched {
         let at =
             unsafe { ok(b.build_in_bounds_gep(arrays, &[i64t.const_int(v as u64, false)], "")) };
-        args.push(ok(b.build_load(at, &format!("base{v}"))).into());
+        let base = ok(b.build_load(at, &format!("base{v}"))).into_pointer_value();
+        let base = if kernel.vars[v].storage == crate::ir::Precision::F32 {
+            ok(b.build_pointer_cast(base, cx.f32_type().ptr_type(AddressSpace::default()), ""))
+        } else {
+            base
+        };
+        args.push(base.into());
     }
     let count = ok(b.build_call(inner, &args, "count"))
         .try_as_basic_value()
@@ -815,6 +847,9 @@ fn define_kernel<'ctx>(
 }
 
 struct Gen<'a, 'ctx> {
+    /// Whether each variable is stored as `f32`: a store rounds the value held in its slot.
+    single: Vec<bool>,
+    f32t: FloatType<'ctx>,
     cx: &'ctx Context,
     module: &'a Module<'ctx>,
     b: &'a Builder<'ctx>,
@@ -871,6 +906,13 @@ impl<'ctx> Gen<'_, 'ctx> {
             }
             Stmt::Store(var, e) => {
                 let v = self.expr(e);
+                // An f32 variable holds the rounded value from here on, as memory will.
+                let v = if self.single[*var as usize] {
+                    let narrow = ok(self.b.build_float_trunc(v, self.f32t, ""));
+                    ok(self.b.build_float_ext(narrow, self.f64t, ""))
+                } else {
+                    v
+                };
                 let slot = self.slots[*var as usize].expect("stored arrays have a slot");
                 self.assign(slot, v);
             }

@@ -30,6 +30,7 @@ use crate::ir::interp::StepInfo;
 use crate::ir::{Expr, Kernel, Random, Stmt};
 use cranelift_jit::{JITBuilder, JITModule};
 use snnc_runtime::abi::{KernelContext, KernelFn};
+use snnc_runtime::array::ArrayMut;
 use snnc_runtime::rng::Stream;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ struct Compiled {
     /// The element-addressed variables the kernel reads or writes (only those arrays need be
     /// valid, and hold `end` values).
     touched_vars: Vec<usize>,
+    /// How each variable is stored: the arrays handed to the function must match.
+    storage: Vec<crate::ir::Precision>,
 }
 
 /// The executable memory behind compiled kernels, by backend.
@@ -135,6 +138,7 @@ pub fn jit_compile(kernels: &[&Kernel]) -> Result<CompiledKernels, String> {
                 name: kernel.name.clone(),
                 function,
                 touched_vars: touched_vars(kernel),
+                storage: kernel.vars.iter().map(|v| v.storage).collect(),
             }
         })
         .collect();
@@ -329,7 +333,37 @@ impl CompiledKernels {
         info: StepInfo,
         spikes: &mut Vec<u32>,
     ) {
+        let mut views: Vec<ArrayMut> = arrays.iter_mut().map(|a| ArrayMut::F64(a)).collect();
+        self.run_arrays(index, &mut views, gathers, start, end, info, spikes)
+    }
+
+    /// As [`Self::run_gathered`], with arrays stored as the kernel's variables are
+    /// (`VarInfo::storage`), like `ir::interp::run_arrays`. Panics if an array the kernel
+    /// touches is stored otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_arrays(
+        &self,
+        index: usize,
+        arrays: &mut [ArrayMut<'_>],
+        gathers: &[&[u32]],
+        start: usize,
+        end: usize,
+        info: StepInfo,
+        spikes: &mut Vec<u32>,
+    ) {
         let kernel = &self.kernels[index];
+        for (v, array) in arrays.iter().enumerate() {
+            assert!(
+                kernel
+                    .storage
+                    .get(v)
+                    .is_none_or(|&s| s == array.precision()),
+                "kernel `{}`: array {v} is stored as {}, the kernel expects {}",
+                kernel.name,
+                array.precision().name(),
+                kernel.storage[v].name()
+            );
+        }
         for gather in gathers {
             assert!(
                 gather.len() >= end,

@@ -1,12 +1,19 @@
 //! The reference interpreter: the meaning of a kernel, executed directly.
 //!
 //! Code generation must agree with it exactly (the differential tests compare them), so it is
-//! written for clarity, not speed: one recursive evaluation per expression. It owns nothing
+//! written for clarity, not speed: one recursive evaluation per expression.
+//!
+//! Storage precision ([`super::VarInfo::storage`]): a store to an `f32` variable rounds the
+//! value to the nearest `f32` (`as f32`) before it is written, and every read returns the stored
+//! value widened to `f64`, so a read after a store sees the rounded value. Arrays may be handed
+//! over as `f32` storage ([`run_arrays`]) or as `f64` slices ([`run`]), in which case an `f32`
+//! variable holds `f32` values widened; both give the same bits. It owns nothing
 //! but the evaluation rules; random draws come from the runtime's counter-based generator so
 //! that interpreted and compiled kernels draw the same numbers.
 
-use super::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
+use super::{Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp};
 use snnc_runtime::abi::{self, snnc_random};
+use snnc_runtime::array::ArrayMut;
 use snnc_runtime::rng::Stream;
 
 /// What a kernel invocation reads besides its arrays.
@@ -43,7 +50,22 @@ pub fn run_gathered(
     info: StepInfo,
     spikes: &mut Vec<u32>,
 ) {
+    let mut views: Vec<ArrayMut> = arrays.iter_mut().map(|a| ArrayMut::F64(a)).collect();
+    run_arrays(kernel, &mut views, gathers, start, end, info, spikes);
+}
+
+/// As [`run_gathered`], with arrays stored as `f64` or `f32`.
+pub fn run_arrays(
+    kernel: &Kernel,
+    arrays: &mut [ArrayMut<'_>],
+    gathers: &[&[u32]],
+    start: usize,
+    end: usize,
+    info: StepInfo,
+    spikes: &mut Vec<u32>,
+) {
     let mut locals = vec![0.0; kernel.n_locals as usize];
+    let storage: Vec<Precision> = kernel.vars.iter().map(|v| v.storage).collect();
     let stream_key = Stream::new(info.seed, info.stream).key();
     let access: Vec<Access> = kernel.vars.iter().map(|v| v.access).collect();
     for element in start..end {
@@ -54,6 +76,7 @@ pub fn run_gathered(
             info,
             stream_key,
             access: &access,
+            storage: &storage,
             gathers,
         };
         if frame.exec(&kernel.body) {
@@ -63,12 +86,13 @@ pub fn run_gathered(
 }
 
 struct Frame<'a, 'b> {
-    arrays: &'a mut [&'b mut [f64]],
+    arrays: &'a mut [ArrayMut<'b>],
     locals: &'a mut [f64],
     element: usize,
     info: StepInfo,
     stream_key: u64,
     access: &'a [Access],
+    storage: &'a [Precision],
     gathers: &'a [&'a [u32]],
 }
 
@@ -91,7 +115,8 @@ impl Frame<'_, '_> {
                 Stmt::Store(var, e) => {
                     let value = self.eval(e);
                     let slot = self.slot(*var);
-                    self.arrays[*var as usize][slot] = value;
+                    let storage = self.storage.get(*var as usize).copied().unwrap_or_default();
+                    self.arrays[*var as usize].set(slot, storage.round(value));
                 }
                 Stmt::If(c, then_body, else_body) => {
                     spiked |= if self.eval(c) != 0.0 {
@@ -120,7 +145,7 @@ impl Frame<'_, '_> {
     fn eval(&self, expr: &Expr) -> f64 {
         match expr {
             Expr::Const(v) => *v,
-            Expr::Var(v) => self.arrays[*v as usize][self.slot(*v)],
+            Expr::Var(v) => self.arrays[*v as usize].get(self.slot(*v)),
             Expr::Local(l) => self.locals[*l as usize],
             Expr::Time => self.info.t,
             Expr::Index => self.element as f64,

@@ -4,12 +4,15 @@
 //! a population over an index range. It reads and writes per-element arrays ([`Expr::Var`],
 //! [`Stmt::Store`]), computes temporaries ([`Stmt::Let`], [`Expr::Local`]), draws random numbers
 //! keyed by (seed, stream, element, step, draw index), and may emit a spike for the element.
-//! Every number is an `f64` in SI units; booleans are 0.0 and 1.0. Lowering produces kernels,
+//! Every number is an `f64` in SI units; booleans are 0.0 and 1.0. An array may be *stored* as
+//! `f32` ([`VarInfo::storage`], a network of `precision = f32`): loads widen it, stores round. Lowering produces kernels,
 //! `opt` rewrites them, `interp` runs them as the reference semantics, and `codegen` compiles
 //! them. The IR knows nothing of the AST, units or spans.
 
 pub mod interp;
 pub mod print;
+
+pub use snnc_runtime::array::Precision;
 
 use std::fmt;
 
@@ -160,6 +163,10 @@ pub struct VarInfo {
     /// The unit users see this variable in, and its SI scale (for recording).
     pub unit: String,
     pub scale: f64,
+    /// How the array is stored. An `F32` variable is widened (exactly) when the kernel loads
+    /// it and rounded to the nearest `f32` when the kernel stores it; every later read in the
+    /// kernel, cached or not, sees the rounded value. Arithmetic is `f64` either way.
+    pub storage: Precision,
 }
 
 /// Per-element code for one population and one step.

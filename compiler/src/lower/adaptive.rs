@@ -377,6 +377,7 @@ mod tests {
                     unit: "1".to_string(),
                     scale: 1.0,
                     access: Default::default(),
+                    storage: Default::default(),
                 })
                 .collect();
             let mut kernel = Kernel {

@@ -907,6 +907,7 @@ mod tests {
                     role: VarRole::State,
                     unit: "1".to_string(),
                     scale: 1.0,
+                    storage: Default::default(),
                 })
                 .collect(),
             n_locals: builder.n_locals,

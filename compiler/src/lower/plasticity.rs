@@ -39,6 +39,10 @@ pub struct PlasticArrayIr {
     pub scale: f64,
     /// Per synapse (a kernel over `i`, `j` like a static weight) or one constant.
     pub init: SynapseValue,
+    /// Stored as `f64` even in a network of `precision = f32`: the port scratch (input, like a
+    /// ring buffer), last-update times (a time rounded to `f32` would be off by more than a
+    /// step late in a run) and projection-wide values.
+    pub keeps_f64: bool,
 }
 
 /// Everything a plastic projection needs beyond its connectivity.
@@ -232,6 +236,7 @@ impl NetworkLowerer<'_> {
                 unit,
                 scale,
                 init: value,
+                keeps_f64: false,
             });
         }
 
@@ -266,6 +271,7 @@ impl NetworkLowerer<'_> {
                 unit: "s".to_string(),
                 scale: 1.0,
                 init: SynapseValue::Const(0.0),
+                keeps_f64: true,
             });
             lazy.insert(var, Lazy { a, b, last });
         }
@@ -284,6 +290,7 @@ impl NetworkLowerer<'_> {
                 unit: port_unit.0.to_string(),
                 scale: port_unit.1,
                 init: SynapseValue::Const(0.0),
+                keeps_f64: true,
             });
             (arrays.len() - 1) as VarId
         });
@@ -435,6 +442,7 @@ impl NetworkLowerer<'_> {
                 access: access(cx.pass, a.space),
                 unit: a.unit.clone(),
                 scale: a.scale,
+                storage: Default::default(),
             })
             .collect();
         let mut lazy_names: Vec<String> = cx

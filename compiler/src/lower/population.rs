@@ -59,6 +59,7 @@ pub(super) fn input_arrays(
                 role: VarRole::Internal,
                 unit: "1".to_string(),
                 scale: 1.0,
+                storage: Default::default(),
             });
             out.push((r, (vars.len() - 1) as VarId));
         }
@@ -126,6 +127,7 @@ impl NetworkLowerer<'_> {
                 unit: "1".to_string(),
                 scale: 1.0,
                 init: SynapseValue::Const(0.0),
+                keeps_f64: true,
             });
             array_of.insert(r.key.clone(), id);
             readers.push((r, id));

@@ -6,7 +6,9 @@ use super::odes::{self, Method, Ode};
 use crate::ast::{self, ExprKind, Member, NetItem, VarKind};
 use crate::check::dims::unit_scale;
 use crate::diagnostics::Diagnostic;
-use crate::ir::{self, interp, BinOp, Builder, Expr, Func, Kernel, Stmt, VarInfo, VarRole};
+use crate::ir::{
+    self, interp, BinOp, Builder, Expr, Func, Kernel, Precision, Stmt, VarInfo, VarRole,
+};
 use crate::resolve::{self, ModelInfo, Resolved, Symbol};
 use crate::source::Span;
 use crate::units;
@@ -29,6 +31,8 @@ pub struct Program {
     pub reductions: Vec<super::population::ReductionReaderIr>,
     /// What lowering accepted but wants the user to know (settings not implemented yet).
     pub warnings: Vec<Diagnostic>,
+    /// The network's `precision`: how per-element and per-synapse arrays are stored.
+    pub precision: Precision,
 }
 
 #[derive(Clone, Debug)]
@@ -206,6 +210,47 @@ pub fn stream_of_handler(projection: usize, pass: usize) -> u32 {
 }
 
 impl Program {
+    /// Marks the arrays of an `f32` network as stored in `f32` (see `VarInfo::storage`): every
+    /// array of every population (init and update kernels) and the plastic arrays of every
+    /// projection except those that keep `f64` (`PlasticArrayIr::keeps_f64`). Lowering builds
+    /// every kernel in `f64` first; the storage type changes only loads and stores, so it is
+    /// applied here, once, for the whole network. Per-synapse weight and delay kernels keep
+    /// `f64` arrays: the runtime rounds their results when it stores them.
+    fn apply_precision(&mut self) {
+        if self.precision == Precision::F64 {
+            return;
+        }
+        let precision = self.precision;
+        for population in &mut self.populations {
+            for kernel in [&mut population.init, &mut population.update] {
+                for var in &mut kernel.vars {
+                    var.storage = precision;
+                }
+            }
+        }
+        for projection in &mut self.projections {
+            let Some(plastic) = projection.plasticity.as_mut() else {
+                continue;
+            };
+            let storage: Vec<Precision> = plastic
+                .arrays
+                .iter()
+                .map(|a| {
+                    if a.keeps_f64 {
+                        Precision::F64
+                    } else {
+                        precision
+                    }
+                })
+                .collect();
+            for kernel in plastic.kernels.iter_mut().flatten() {
+                for (var, &s) in kernel.vars.iter_mut().zip(&storage) {
+                    var.storage = s;
+                }
+            }
+        }
+    }
+
     /// Every kernel the JIT compiles, in this order: each population's update kernel, then
     /// each plastic projection's handler kernels ([`Self::handler_kernels`]).
     pub fn jit_kernels(&self) -> Vec<&Kernel> {
@@ -460,6 +505,7 @@ impl NetworkLowerer<'_> {
         let items = &self.network.items;
         let mut seed = 1u64;
         let mut duration = None;
+        let mut precision = Precision::F64;
         for item in items {
             match item {
                 NetItem::Setting { name, value, .. } => match name.name.as_str() {
@@ -475,10 +521,7 @@ impl NetworkLowerer<'_> {
                     }
                     "precision" => {
                         if matches!(&value.kind, ExprKind::Name(n) if n.name == "f32") {
-                            self.diagnostics.push(
-                                Diagnostic::warning("`precision = f32` is not implemented yet")
-                                    .primary(value.span, "the simulation runs in f64"),
-                            );
+                            precision = Precision::F32;
                         }
                     }
                     _ => {}
@@ -501,6 +544,7 @@ impl NetworkLowerer<'_> {
             timed_inputs: Vec::new(),
             reductions: Vec::new(),
             warnings: Vec::new(),
+            precision,
         };
         let mut nodes: HashMap<&str, Node> = HashMap::new();
         for item in items {
@@ -674,6 +718,7 @@ impl NetworkLowerer<'_> {
             })
             .collect();
         self.resolve_reductions(&mut program, reads);
+        program.apply_precision();
         program
     }
 
@@ -835,6 +880,7 @@ impl NetworkLowerer<'_> {
                 role,
                 unit,
                 scale,
+                storage: Default::default(),
             });
             (vars.len() - 1) as ir::VarId
         };
@@ -926,6 +972,7 @@ impl NetworkLowerer<'_> {
                 role: VarRole::Internal,
                 unit: "1".to_string(),
                 scale: 1.0,
+                storage: Default::default(),
             });
             (vars.len() - 1) as ir::VarId
         });
@@ -1151,6 +1198,7 @@ impl NetworkLowerer<'_> {
                     unit: unit.to_string(),
                     scale,
                     access: Default::default(),
+                    storage: Default::default(),
                 });
                 let var = (vars.len() - 1) as ir::VarId;
                 init_body.push(Stmt::Store(var, Expr::c(init)));
@@ -1225,6 +1273,7 @@ impl NetworkLowerer<'_> {
                     role: VarRole::Internal,
                     unit: resolve::unit_text(&decl.unit),
                     scale: unit_scale(&decl.unit),
+                    storage: Default::default(),
                 });
                 let var = (vars.len() - 1) as ir::VarId;
                 let value = env(let_name).unwrap_or(Expr::c(0.0));
@@ -1246,6 +1295,7 @@ impl NetworkLowerer<'_> {
                 role: VarRole::Internal,
                 unit,
                 scale,
+                storage: Default::default(),
             });
             let var = (vars.len() - 1) as ir::VarId;
             let value = lower_expr(value, &env, &mut builder);
@@ -1863,6 +1913,7 @@ fn synapse_vars() -> Vec<VarInfo> {
             role: VarRole::Internal,
             unit: "1".to_string(),
             scale: 1.0,
+            storage: Default::default(),
         })
         .collect()
 }

@@ -213,6 +213,7 @@ impl NetworkLowerer<'_> {
                         _ => resolve::unit_text(unit),
                     },
                     scale: unit_scale(unit),
+                    storage: Default::default(),
                 });
                 let id = (vars.len() - 1) as ir::VarId;
                 let init = match &decl.default {
