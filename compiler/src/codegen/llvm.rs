@@ -615,6 +615,8 @@ fn define_kernel<'ctx>(
             elem_f64: f64t.const_zero(),
             locals: locals.clone(),
             slots: slots.clone(),
+            single: single.clone(),
+            f32t,
             spiked,
             flat: true,
             mask: None,
