@@ -597,38 +597,36 @@ fn define_kernel<'ctx>(
     ok(b.build_store(element, start));
     let flags = ok(b.build_alloca(i64t, "flags"));
     ok(b.build_store(flags, i64t.const_zero()));
-    // Batched draws: one call per draw for the whole range, here, before the loop; each gets
-    // its own buffer slot, as all are read in the same loop. Their arguments are the same for
-    // every element, so a `Gen` without an element evaluates them.
-    let draw_blocks = {
-        let mut g = Gen {
-            cx,
-            module,
-            b: &b,
-            function: inner,
-            f64t,
-            i32t,
-            t: param(3).into_float_value(),
-            step: param(2).into_int_value(),
-            stream_key: param(4).into_int_value(),
-            elem_u32: i32t.const_zero(),
-            elem_f64: f64t.const_zero(),
-            locals: locals.clone(),
-            slots: slots.clone(),
-            single: single.clone(),
-            f32t,
-            spiked,
-            flat: true,
-            mask: None,
-            draw_blocks: HashMap::new(),
-            element_offset: i64t.const_zero(),
-        };
-        for (slot, e) in batched_draws(&kernel.body).into_iter().enumerate() {
-            let block = g.random_block(e, start, end, slot as u32);
-            g.draw_blocks.insert(e as *const Expr, block);
-        }
-        g.draw_blocks
+    // One generator for the whole function. Before the loop it has no element: it emits the
+    // batched draws, one call per draw for the whole range, each into its own buffer slot (all
+    // are read in the same loop); their arguments are the same for every element. The loop
+    // body then sets the element's values.
+    let mut g = Gen {
+        cx,
+        module,
+        b: &b,
+        function: inner,
+        f64t,
+        i32t,
+        t: param(3).into_float_value(),
+        step: param(2).into_int_value(),
+        stream_key: param(4).into_int_value(),
+        elem_u32: i32t.const_zero(),
+        elem_f64: f64t.const_zero(),
+        locals,
+        slots: slots.clone(),
+        single: single.clone(),
+        f32t,
+        spiked,
+        flat: true,
+        mask: None,
+        draw_blocks: HashMap::new(),
+        element_offset: i64t.const_zero(),
     };
+    for (slot, e) in batched_draws(&kernel.body).into_iter().enumerate() {
+        let block = g.random_block(e, start, end, slot as u32);
+        g.draw_blocks.insert(e as *const Expr, block);
+    }
 
     let header = cx.append_basic_block(inner, "loop");
     let body = cx.append_basic_block(inner, "element");
@@ -683,29 +681,11 @@ fn define_kernel<'ctx>(
     if let Some(s) = spiked {
         ok(b.build_store(s, cx.bool_type().const_zero()));
     }
-    let mut g = Gen {
-        cx,
-        module,
-        b: &b,
-        function: inner,
-        f64t,
-        i32t,
-        t: param(3).into_float_value(),
-        step: param(2).into_int_value(),
-        stream_key: param(4).into_int_value(),
-        elem_u32: ok(b.build_int_truncate(i, i32t, "elem_u32")),
-        // Signed conversion equals `as f64` on an index below 2^63.
-        elem_f64: ok(b.build_signed_int_to_float(i, f64t, "elem_f64")),
-        locals,
-        slots: slots.clone(),
-        single: single.clone(),
-        f32t,
-        spiked,
-        flat: if_convertible(&kernel.body),
-        mask: None,
-        draw_blocks,
-        element_offset: ok(b.build_int_sub(i, start, "element_offset")),
-    };
+    g.elem_u32 = ok(b.build_int_truncate(i, i32t, "elem_u32"));
+    // Signed conversion equals `as f64` on an index below 2^63.
+    g.elem_f64 = ok(b.build_signed_int_to_float(i, f64t, "elem_f64"));
+    g.element_offset = ok(b.build_int_sub(i, start, "element_offset"));
+    g.flat = if_convertible(&kernel.body);
     g.stmts(&kernel.body);
     for v in 0..n_vars {
         if stored[v] {
