@@ -16,7 +16,9 @@
 //! A delay of 0 writes into the current slot; it is seen only if added before the step's input
 //! is drained, and is discarded by [`DelayRing::advance`] otherwise. The scheduler delivers
 //! the spikes of a step before it drains that step's slot, so a delay of 0 acts within the
-//! same step.
+//! same step. A projection whose delays are all zero can therefore skip its ring altogether:
+//! [`deliver_row_direct`] adds into the target array itself, which the scheduler uses for
+//! `f64` targets (it saves a random access per synaptic event and the drain).
 
 use std::ops::{AddAssign, Range};
 
@@ -29,6 +31,17 @@ use crate::error::RuntimeError;
 pub enum RowWeights<'a, W> {
     Uniform(W),
     PerSynapse(&'a [W]),
+}
+
+impl<'a, W> RowWeights<'a, W> {
+    /// The weights of `synapses` (CSR indices), from those of the whole projection.
+    #[inline]
+    fn of_synapses(self, synapses: Range<usize>) -> Self {
+        match self {
+            RowWeights::Uniform(w) => RowWeights::Uniform(w),
+            RowWeights::PerSynapse(ws) => RowWeights::PerSynapse(&ws[synapses]),
+        }
+    }
 }
 
 /// The delays of one presynaptic row, in steps: one for the projection, or one per synapse
@@ -466,25 +479,69 @@ pub fn deliver_row_part<T: Copy + Default + AddAssign, W: Copy + Into<T>>(
     row: Range<usize>,
     weights: RowWeights<'_, W>,
 ) {
-    let all = &conn.targets()[row.clone()];
-    let owned = part.targets();
-    // Rows are sorted by target, so the part's synapses are one contiguous run.
-    let (lo, hi) = if owned.start == 0 && owned.end >= conn.n_post() as usize {
-        (0, all.len())
-    } else {
-        let lo = all.partition_point(|&t| (t as usize) < owned.start);
-        let hi = lo + all[lo..].partition_point(|&t| (t as usize) < owned.end);
-        (lo, hi)
-    };
-    if lo == hi {
+    let synapses = owned_synapses(conn, row, part.targets());
+    if synapses.is_empty() {
         return;
     }
-    let synapses = row.start + lo..row.start + hi;
-    let weights = match weights {
-        RowWeights::Uniform(w) => RowWeights::Uniform(w),
-        RowWeights::PerSynapse(ws) => RowWeights::PerSynapse(&ws[synapses.clone()]),
-    };
-    part.deliver(&all[lo..hi], weights, conn.row_delays(synapses));
+    let targets = &conn.targets()[synapses.clone()];
+    let weights = weights.of_synapses(synapses.clone());
+    part.deliver(targets, weights, conn.row_delays(synapses));
+}
+
+/// Delivers the synapses `row` of a projection whose delays are all zero straight into
+/// `target`, the values of the targets `owned` (`target[0]` is target `owned.start`), adding
+/// each weight in row order, as Brian2's `v_post += w` does.
+///
+/// A ring of one slot would hold the same input for no time at all: the scheduler delivers
+/// a step's spikes after its kernels and drains the slot right after, so the target sees the
+/// input in the same step either way. Direct delivery saves a second random access per
+/// synaptic event (the slot, then the target) and the list of touched targets. The sum is
+/// rounded per event instead of once per step, which is what a target of the network's
+/// precision does anyway when it is `f64`; `f32` targets keep the ring, whose sum is rounded
+/// to `f32` once. A zero weight adds nothing (so a `-0.0` target stays `-0.0`, as in a
+/// drained ring).
+#[inline]
+pub fn deliver_row_direct<W: Copy + Into<f64>>(
+    target: &mut [f64],
+    owned: Range<usize>,
+    conn: &Connectivity,
+    row: Range<usize>,
+    weights: RowWeights<'_, W>,
+) {
+    let synapses = owned_synapses(conn, row, owned.clone());
+    let targets = &conn.targets()[synapses.clone()];
+    let first = owned.start as u32;
+    match weights.of_synapses(synapses) {
+        RowWeights::Uniform(w) => {
+            let w = w.into();
+            if w != 0.0 {
+                for &t in targets {
+                    target[(t - first) as usize] += w;
+                }
+            }
+        }
+        RowWeights::PerSynapse(ws) => {
+            for (&t, &w) in targets.iter().zip(ws) {
+                let w = w.into();
+                if w != 0.0 {
+                    target[(t - first) as usize] += w;
+                }
+            }
+        }
+    }
+}
+
+/// The synapses of `row` whose targets lie in `owned`: one contiguous run, since rows are
+/// sorted by target.
+#[inline]
+fn owned_synapses(conn: &Connectivity, row: Range<usize>, owned: Range<usize>) -> Range<usize> {
+    if owned.start == 0 && owned.end >= conn.n_post() as usize {
+        return row;
+    }
+    let all = &conn.targets()[row.clone()];
+    let lo = all.partition_point(|&t| (t as usize) < owned.start);
+    let hi = lo + all[lo..].partition_point(|&t| (t as usize) < owned.end);
+    row.start + lo..row.start + hi
 }
 
 /// `if slot[i] != 0 { target[i] += slot[i] }; slot[i] = 0.0` for every `i` (equal lengths),
@@ -711,5 +768,76 @@ mod tests {
         assert!(a.iter().any(|&x| x != 0.0));
         assert!(split.split_at(&[0, 40]).is_err());
         assert!(split.split_at(&[0, 20, 10, 37]).is_err());
+    }
+
+    /// Direct delivery over target ranges (as threads own them) adds, per target, the same
+    /// weights in the same order as over all targets at once, touches only the range it is
+    /// given, and skips zero weights.
+    #[test]
+    fn direct_delivery_splits_by_target_range_and_skips_zero_weights() {
+        let spec = ProjectionSpec {
+            name: "projection 'p'".into(),
+            n_pre: 15,
+            n_post: 29,
+            seed: 8,
+            projection: 0,
+            same_population: false,
+            autapses: true,
+        };
+        let conn = Connectivity::bernoulli(&spec, 0.5).unwrap();
+        // Every fourth weight is zero; the targets start at -0.0, which a zero weight keeps.
+        let weights = conn.fill_weights_f64(|pre, post, s| {
+            if s % 4 == 0 {
+                0.0
+            } else {
+                0.37 * f64::from(pre) - 0.21 * f64::from(post) + 1e-3 * s as f64
+            }
+        });
+        let mut whole = vec![-0.0; 29];
+        let mut split = vec![-0.0; 29];
+        let bounds = [0, 7, 7, 20, 29];
+        for pre in [3, 0, 14, 3, 9] {
+            let row = conn.row_range(pre);
+            deliver_row_direct(
+                &mut whole,
+                0..29,
+                &conn,
+                row.clone(),
+                RowWeights::PerSynapse(&weights),
+            );
+            for w in bounds.windows(2) {
+                deliver_row_direct(
+                    &mut split[w[0]..w[1]],
+                    w[0]..w[1],
+                    &conn,
+                    row.clone(),
+                    RowWeights::PerSynapse(&weights),
+                );
+            }
+        }
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&whole), bits(&split));
+        // By hand: each target's weights in spike order, then synapse order.
+        let mut expected = vec![-0.0f64; 29];
+        for pre in [3, 0, 14, 3, 9] {
+            for syn in conn.row_range(pre) {
+                if weights[syn] != 0.0 {
+                    expected[conn.targets()[syn] as usize] += weights[syn];
+                }
+            }
+        }
+        assert_eq!(bits(&whole), bits(&expected));
+        assert!(whole.iter().any(|x| x.to_bits() == (-0.0f64).to_bits()));
+        assert!(whole.iter().any(|&x| x != 0.0));
+        // A uniform zero weight changes nothing at all.
+        let before = bits(&whole);
+        deliver_row_direct(
+            &mut whole,
+            0..29,
+            &conn,
+            conn.row_range(3),
+            RowWeights::Uniform(0.0),
+        );
+        assert_eq!(bits(&whole), before);
     }
 }

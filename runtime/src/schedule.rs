@@ -19,11 +19,14 @@
 //!    end of the step in which the threshold was crossed (NEST's convention). A spike-source
 //!    event of step `k` is recorded with its own time `k·dt`, so the user's input times come
 //!    back unchanged (after rounding to steps).
-//! 4. **Delivery into rings**: for each projection, in projection order, for each spike of its
+//! 4. **Delivery**: for each projection, in projection order, for each spike of its
 //!    presynaptic node in step `k` (in the order the kernel emitted them), every synapse `s` of
-//!    that row adds `weights[s]` into the ring slot of step `k + delay[s]`.
-//! 5. **Ring to state**: for each projection, in projection order, the ring slot of step `k` is
-//!    added into the target array of the post population
+//!    that row adds `weights[s]` into the ring slot of step `k + delay[s]`. A projection whose
+//!    delays are all zero and whose target array is `f64` has no use for a ring (phase 5 would
+//!    add the slot right away): its weights are added straight into the target array, one by
+//!    one, as Brian2's `v_post += w` does (`delays::deliver_row_direct`).
+//! 5. **Ring to state**: for each projection that went through its ring, in projection order,
+//!    the ring slot of step `k` is added into the target array of the post population
 //!    (`post.arrays[target_array][i] += slot[i]` wherever `slot[i]` is not zero), then cleared
 //!    and the ring advanced. Only targets that received spikes are visited when input is sparse.
 //! 6. **Trace recording**: when `(k + 1)` is a multiple of a trace's `every_steps`, the state
@@ -73,7 +76,7 @@ use std::time::{Duration, Instant};
 use crate::abi::{KernelContext, KernelFn};
 use crate::array::{Array, Precision};
 use crate::connectivity::Connectivity;
-use crate::delays::{deliver_row_part, RingPart, RowWeights};
+use crate::delays::{deliver_row_direct, deliver_row_part, RingPart, RowWeights};
 use crate::error::RuntimeError;
 use crate::network::{Network, Node, Population, Projection, Weights};
 use crate::parallel::{split_evenly, SpinBarrier};
@@ -487,6 +490,9 @@ struct ProjectionView<'a> {
     target_array: usize,
     /// The element type of the target array, which delivery reaches through a raw pointer.
     target_precision: Precision,
+    /// Whether spikes are added straight into the target array rather than through the ring
+    /// (all delays zero, an `f64` target: phase 4 in the module documentation).
+    direct: bool,
     connectivity: &'a Connectivity,
     weights: &'a Weights,
 }
@@ -637,6 +643,7 @@ fn step_loop(
             post: *post,
             target_array: *target_array,
             target_precision,
+            direct: connectivity.max_delay() == 0 && target_precision == Precision::F64,
             connectivity,
             weights,
         });
@@ -1076,25 +1083,51 @@ fn check_spikes(
 }
 
 /// Phase 2 for thread `thread`: every spike of the step through its ring parts (one per
-/// projection, in projection order), then the parts' current slots into its targets.
+/// projection, in projection order) or straight into its targets, then the parts' current
+/// slots into their targets.
 fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
     for (view, part) in shared.projections.iter().zip(parts.iter_mut()) {
+        let owned = part.targets();
+        if owned.is_empty() {
+            continue;
+        }
+        // SAFETY: phase 2: this thread alone owns the targets `owned` of the post population
+        // (its range), and the array has the population's size. A direct view's target is
+        // `f64` (`ProjectionView::direct`).
+        let mut direct = view.direct.then(|| unsafe {
+            std::slice::from_raw_parts_mut(
+                shared.array_tables[view.post][view.target_array]
+                    .cast::<f64>()
+                    .add(owned.start),
+                owned.len(),
+            )
+        });
         // SAFETY: phase 2: no thread writes spike buffers.
         for spikes in unsafe { shared.spikes_of(view.pre, k) } {
-            for &pre in spikes {
+            for (n, &pre) in spikes.iter().enumerate() {
+                if let Some(&ahead) = spikes.get(n + ROWS_AHEAD) {
+                    prefetch_row(view.connectivity, view.weights, ahead);
+                }
                 let row = view.connectivity.row_range(pre);
+                let target = direct.as_deref_mut();
                 match view.weights {
-                    Weights::Uniform { value, .. } => {
-                        deliver_row_part(part, view.connectivity, row, RowWeights::Uniform(*value))
-                    }
-                    Weights::PerSynapse(w) => deliver_row_part(
+                    Weights::Uniform { value, .. } => deliver_row(
                         part,
+                        target,
+                        view.connectivity,
+                        row,
+                        RowWeights::Uniform(*value),
+                    ),
+                    Weights::PerSynapse(w) => deliver_row(
+                        part,
+                        target,
                         view.connectivity,
                         row,
                         RowWeights::PerSynapse(w.as_slice()),
                     ),
-                    Weights::PerSynapseF32(w) => deliver_row_part(
+                    Weights::PerSynapseF32(w) => deliver_row(
                         part,
+                        target,
                         view.connectivity,
                         row,
                         RowWeights::PerSynapse(w.as_slice()),
@@ -1105,7 +1138,7 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
     }
     for (view, part) in shared.projections.iter().zip(parts.iter_mut()) {
         let targets = part.targets();
-        if targets.is_empty() {
+        if targets.is_empty() || view.direct {
             continue;
         }
         let array = shared.array_tables[view.post][view.target_array];
@@ -1130,6 +1163,58 @@ fn deliver(shared: &StepShared<'_>, k: u64, parts: &mut [&mut RingPart<f64>]) {
             }
         }
     }
+}
+
+/// Delivers one row of a projection: into `part`'s ring, or straight into `direct`, the
+/// values of the part's targets, when the projection delivers directly.
+#[inline]
+fn deliver_row<W: Copy + Into<f64>>(
+    part: &mut RingPart<f64>,
+    direct: Option<&mut [f64]>,
+    conn: &Connectivity,
+    row: Range<usize>,
+    weights: RowWeights<'_, W>,
+) {
+    match direct {
+        Some(target) => deliver_row_direct(target, part.targets(), conn, row, weights),
+        None => deliver_row_part(part, conn, row, weights),
+    }
+}
+
+/// How many spikes ahead delivery prefetches a row: far enough for a row's first lines to
+/// arrive from memory while the rows before it are delivered.
+const ROWS_AHEAD: usize = 2;
+
+/// Asks the CPU to start loading the targets and weights of `pre`'s row, which delivery
+/// reads next. Rows of large networks live in main memory, and a row's first line is a miss
+/// that every target access of the row waits for.
+#[inline]
+fn prefetch_row(conn: &Connectivity, weights: &Weights, pre: u32) {
+    let row = conn.row_range(pre);
+    prefetch_lines(&conn.targets()[row.clone()]);
+    match weights {
+        Weights::Uniform { .. } => {}
+        Weights::PerSynapse(w) => prefetch_lines(&w[row]),
+        Weights::PerSynapseF32(w) => prefetch_lines(&w[row]),
+    }
+}
+
+/// Prefetches the cache lines of the first KiB of `data` (the hardware prefetcher follows a
+/// longer row by itself). A hint only: it changes no result.
+#[inline]
+fn prefetch_lines<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let bytes = std::mem::size_of_val(data).min(1024);
+        let base = data.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: `offset` lies within `data`; a prefetch never faults anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 #[cfg(test)]
@@ -1288,6 +1373,40 @@ mod tests {
             .unwrap();
         assert_eq!(net.populations[1].arrays[1], vec![11.0, 12.0, 13.0]);
         assert!(log.borrow().iter().all(|(_, seen)| seen == &vec![0.0; 3]));
+    }
+
+    /// Two spikes of one step reach a target holding 1.0 with weights of 2^-53 each. A
+    /// projection without delay adds each weight as it arrives (`delays::deliver_row_direct`):
+    /// 1 + 2^-53 is a tie that rounds to 1.0, twice. A delayed projection sums the step's input
+    /// in its ring first (2^-52) and adds that once. The two results tell the paths apart.
+    #[test]
+    fn delay_zero_adds_each_weight_as_it_arrives_and_a_ring_adds_the_sum() {
+        let half_ulp = f64::EPSILON / 2.0;
+        for (delay, expected) in [(0, 1.0), (1, 1.0 + f64::EPSILON)] {
+            let mut net = Network::new(DT, 1).unwrap();
+            net.add_population(population("pre", 2)).unwrap();
+            net.add_population(population("post", 1)).unwrap();
+            let mut conn = Connectivity::all_to_all(&spec(2, 1)).unwrap();
+            conn.set_homogeneous_delay(delay);
+            net.add_projection(
+                Projection::with_uniform_weight("pp", Node::Population(0), 1, conn, half_ulp, 1)
+                    .unwrap(),
+            )
+            .unwrap();
+            net.populations[1].arrays[1].fill(1.0);
+            let mut kernels: Vec<Box<dyn PopulationKernel>> = vec![
+                Box::new(SpikeAt(vec![(0, vec![0, 1])])),
+                Box::new(SpikeAt(Vec::new())),
+            ];
+            Simulation::new()
+                .run(&mut net, &mut kernels, 3, &mut no_progress())
+                .unwrap();
+            assert_eq!(
+                net.populations[1].arrays[1].to_f64(),
+                vec![expected],
+                "delay {delay}"
+            );
+        }
     }
 
     #[test]
