@@ -869,6 +869,83 @@ fn bad_flag_values_are_reported() {
     }
 }
 
+/// `run` and `build` name the Cranelift backend `jit` and `cranelift`; each accepts both, and
+/// `run --backend cranelift` gives the spikes of `--backend jit`. An unknown name is a usage
+/// error that lists the possible values.
+#[test]
+fn backend_names_are_accepted_by_both_commands() {
+    let model = model_with_data("no_run.snn", "backend-names", &[]);
+    let dir = model.parent().unwrap();
+    let mut spikes = Vec::new();
+    for backend in ["jit", "cranelift"] {
+        let out = format!("out-{backend}");
+        let r = snnc(
+            &[
+                "run",
+                "no_run.snn",
+                "--duration",
+                "50 ms",
+                "--backend",
+                backend,
+                "--out",
+                &out,
+                "--quiet",
+            ],
+            dir,
+        );
+        assert_eq!(r.code, Some(0), "--backend {backend}: {}", r.stderr);
+        let mut files: Vec<_> = std::fs::read_dir(dir.join(&out))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with("_spikes_times.npy"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no spike files in {out}");
+        spikes.push(
+            files
+                .iter()
+                .map(|f| std::fs::read(f).unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(spikes[0], spikes[1]);
+    let r = snnc(
+        &[
+            "build",
+            "no_run.snn",
+            "--duration",
+            "5 ms",
+            "--emit",
+            "obj",
+            "-o",
+            "m.o",
+            "--backend",
+            "jit",
+        ],
+        dir,
+    );
+    assert_eq!(r.code, Some(0), "build --backend jit: {}", r.stderr);
+    assert!(dir.join("m.o").is_file());
+    let r = snnc(
+        &[
+            "run",
+            "no_run.snn",
+            "--duration",
+            "5 ms",
+            "--backend",
+            "gcc",
+        ],
+        dir,
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("gcc") && r.stderr.contains("jit"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+}
+
 #[test]
 fn missing_run_without_duration_is_reported() {
     let model = model_with_data("no_run.snn", "no-run", &[]);

@@ -124,6 +124,8 @@ enum DataFormat {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Backend {
+    /// Cranelift, JIT-compiled in process (`cranelift` is accepted too, as `build` names it).
+    #[value(alias = "cranelift")]
     Jit,
     Llvm,
     Interpreter,
@@ -138,6 +140,8 @@ enum EmitKind {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum AotBackendArg {
+    /// Cranelift (`jit` is accepted too, as `run` names it).
+    #[value(alias = "jit")]
     Cranelift,
     Llvm,
 }
