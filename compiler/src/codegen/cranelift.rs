@@ -25,8 +25,9 @@
 //!   are the Rust functions the interpreter uses.
 //! * Random draws call `snnc_random` with the element as `u32`, like the interpreter; a
 //!   non-Poisson draw ignores its argument, so the argument is not evaluated. A draw whose
-//!   argument is the same for every element (`codegen::batched`: all but Poisson draws of a
-//!   per-element mean) is instead drawn for the whole range before the loop, one
+//!   argument is the same for every element (all but Poisson draws of a per-element mean),
+//!   and that every element evaluates (outside `if` and `while` bodies: `codegen::batched_draws`),
+//!   is instead drawn for the whole range before the loop, one
 //!   `snnc_random_block` call per occurrence, each with its own buffer slot, and loaded in the
 //!   loop like an array; the runtime guarantees those are `snnc_random`'s values bit for bit.
 //!   Such a load is not a call: a `select` over it stays branch-free and a kernel with it keeps
@@ -51,7 +52,7 @@
 //! `f64` (bits only), moved into a vector and widened with `fvpromote_low`; stored with
 //! `fvdemote`, whose low 8 bytes are written.
 
-use super::{batched, is_invariant};
+use super::{is_invariant, Batched};
 use crate::ir::interp::{self, random_kind};
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp, GATHERS};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -234,7 +235,8 @@ pub fn define_kernel<M: Module>(
     ctx.func.name = UserFuncName::user(0, id.as_u32());
 
     // Import only the helpers the kernel calls, so object files name no others.
-    let used = used_helpers(kernel);
+    let batched = Batched::of(&kernel.body);
+    let used = used_helpers(kernel, &batched);
     let mut helpers = [None; HELPERS.len()];
     for h in HELPERS {
         if used[h.index()] {
@@ -336,7 +338,8 @@ fn walk_exprs(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
     });
 }
 
-fn helper_of(e: &Expr) -> Option<Helper> {
+/// The runtime helper an expression calls, if any; `batched` holds the kernel's batched draws.
+fn helper_of(e: &Expr, batched: &Batched) -> Option<Helper> {
     Some(match e {
         Expr::Binary(BinOp::Rem, ..) => Helper::Fmod,
         Expr::Binary(BinOp::Pow, ..) => Helper::Pow,
@@ -346,16 +349,16 @@ fn helper_of(e: &Expr) -> Option<Helper> {
         Expr::Call(Func::Cos, _) => Helper::Cos,
         Expr::Call(Func::Tan, _) => Helper::Tan,
         Expr::Call(Func::Tanh, _) => Helper::Tanh,
-        e @ Expr::Random { .. } if batched(e) => Helper::RandomBlock,
+        e @ Expr::Random { .. } if batched.contains(e) => Helper::RandomBlock,
         Expr::Random { .. } => Helper::Random,
         _ => return None,
     })
 }
 
-fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
+fn used_helpers(kernel: &Kernel, batched: &Batched) -> [bool; HELPERS.len()] {
     let mut used = [false; HELPERS.len()];
     walk_exprs(&kernel.body, &mut |e| {
-        if let Some(h) = helper_of(e) {
+        if let Some(h) = helper_of(e, batched) {
             used[h.index()] = true;
         }
     });
@@ -364,9 +367,9 @@ fn used_helpers(kernel: &Kernel) -> [bool; HELPERS.len()] {
 
 /// Whether evaluating `e` calls out of the kernel (then `select` branches instead of
 /// evaluating both sides). A batched draw is a load in the loop, not a call.
-fn calls_out(e: &Expr) -> bool {
+fn calls_out(e: &Expr, batched: &Batched) -> bool {
     let mut found = false;
-    e.visit(&mut |e| found |= helper_of(e).is_some_and(|h| h != Helper::RandomBlock));
+    e.visit(&mut |e| found |= helper_of(e, batched).is_some_and(|h| h != Helper::RandomBlock));
     found
 }
 
@@ -482,7 +485,9 @@ struct Gen<'f> {
     spiked: Option<Variable>,
     /// Values of loop-invariant subexpressions, computed before the loop (keyed by address).
     hoisted: HashMap<*const Expr, Value>,
-    /// For each batched draw (see [`batched`]; keyed by address), the address its value for
+    /// The kernel's batched draws (`codegen::batched_draws`), which are loads, not calls.
+    batched: Batched,
+    /// For each batched draw (keyed by address), the address its value for
     /// element 0 would have: the block `snnc_random_block` returned, minus `start` elements,
     /// so that the element's byte offset addresses it as it addresses an array.
     draw_bases: HashMap<*const Expr, Value>,
@@ -618,6 +623,7 @@ fn emit(
         locals,
         spiked: spike_state.map(|s| s.2),
         hoisted: HashMap::new(),
+        batched: Batched::of(&kernel.body),
         draw_bases: HashMap::new(),
         vector: false,
         var_cache_v,
@@ -781,45 +787,37 @@ fn vectorizable(kernel: &Kernel) -> bool {
         });
         ok
     }
-    fn no_calls_in_arms(e: &Expr) -> bool {
+    fn no_calls_in_arms(e: &Expr, batched: &Batched) -> bool {
         let mut ok = true;
         e.visit(&mut |e| {
             if let Expr::Select(_, a, b) = e {
-                ok &= !calls_out(a) && !calls_out(b);
+                ok &= !calls_out(a, batched) && !calls_out(b, batched);
             }
         });
         ok
     }
-    fn check(stmts: &[Stmt], defined: &mut [bool], nested: bool) -> bool {
+    fn check(stmts: &[Stmt], defined: &mut [bool], nested: bool, batched: &Batched) -> bool {
+        let pure = |e: &Expr| no_calls_in_arms(e, batched) && !(nested && calls_out(e, batched));
         for s in stmts {
             match s {
                 Stmt::Let(l, e) => {
-                    if !reads_defined(e, defined)
-                        || !no_calls_in_arms(e)
-                        || (nested && calls_out(e))
-                    {
+                    if !reads_defined(e, defined) || !pure(e) {
                         return false;
                     }
                     defined[*l as usize] = true;
                 }
                 Stmt::Store(_, e) => {
-                    if !reads_defined(e, defined)
-                        || !no_calls_in_arms(e)
-                        || (nested && calls_out(e))
-                    {
+                    if !reads_defined(e, defined) || !pure(e) {
                         return false;
                     }
                 }
                 Stmt::If(c, a, b) => {
-                    if !reads_defined(c, defined)
-                        || !no_calls_in_arms(c)
-                        || (nested && calls_out(c))
-                    {
+                    if !reads_defined(c, defined) || !pure(c) {
                         return false;
                     }
                     let mut in_a = defined.to_vec();
                     let mut in_b = defined.to_vec();
-                    if !check(a, &mut in_a, true) || !check(b, &mut in_b, true) {
+                    if !check(a, &mut in_a, true, batched) || !check(b, &mut in_b, true, batched) {
                         return false;
                     }
                     for (d, (x, y)) in defined.iter_mut().zip(in_a.iter().zip(&in_b)) {
@@ -833,7 +831,12 @@ fn vectorizable(kernel: &Kernel) -> bool {
         true
     }
     let mut defined = vec![false; kernel.n_locals as usize];
-    check(&kernel.body, &mut defined, false)
+    check(
+        &kernel.body,
+        &mut defined,
+        false,
+        &Batched::of(&kernel.body),
+    )
 }
 
 /// Memory flags of two-lane loads and stores: arrays are only 8-byte aligned.
@@ -1108,7 +1111,7 @@ impl Gen<'_> {
         self.b.use_var(self.var_cache_v[var])
     }
 
-    /// The value of a batched draw (see [`batched`]) at the current element, or both lanes of it.
+    /// The value of a batched draw (see `codegen::batched_draws`) at the current element, or both lanes of it.
     fn batched_draw(&mut self, e: &Expr) -> Option<Value> {
         let base = *self.draw_bases.get(&(e as *const Expr))?;
         let addr = self.b.ins().iadd(base, self.elem_offset);
@@ -1467,7 +1470,7 @@ impl Gen<'_> {
             }
             Expr::Select(c, a, b) => {
                 let cond = self.cond(c);
-                if calls_out(a) || calls_out(b) {
+                if calls_out(a, &self.batched) || calls_out(b, &self.batched) {
                     self.select_branching(cond, a, b)
                 } else {
                     let a = self.expr(a);

@@ -45,8 +45,8 @@
 //! the inline sequence of `snnc_runtime::math`; `%`, `^`, `log`, `log10`, `sin`, `cos`,
 //! `tan`, `tanh` and random draws call the
 //! runtime's `extern "C"` helpers (declared pure, so LLVM may hoist them out of the loop but
-//! never computes them itself). Draws whose argument is the same for every element are
-//! batched as in `codegen::cranelift`: one `snnc_random_block` call per occurrence before the
+//! never computes them itself). Draws whose argument is the same for every element, and that
+//! every element evaluates (`codegen::batched_draws`), are batched as in `codegen::cranelift`: one `snnc_random_block` call per occurrence before the
 //! loop (declared as writing memory, its result `noalias`) and a load in it, so a loop whose
 //! only calls were such draws vectorises. No instruction carries fast-math flags, and the module asks for
 //! no contraction, so LLVM never fuses a multiply and an add into an FMA (the code generator's
@@ -58,7 +58,7 @@
 //! assembly (`kernels.s`) into `<dir>`, to check what the vectoriser did.
 
 use super::{
-    batched, batched_draws, touched_vars, used_vars, Code, CompileTiming, Compiled, CompiledKernels,
+    batched_draws, touched_vars, used_vars, Batched, Code, CompileTiming, Compiled, CompiledKernels,
 };
 use crate::ir::interp::random_kind;
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Random, Stmt, UnOp};
@@ -427,8 +427,9 @@ fn dump(module: &Module, machine: &TargetMachine, dir: &Path) -> Result<(), Stri
         .map_err(|e| format!("{}: {}", asm.display(), e.to_string_lossy()))
 }
 
-/// The runtime helper an expression calls, if any.
-fn helper_of(e: &Expr) -> Option<&'static str> {
+/// The runtime helper an expression calls, if any; `batched` holds the kernel's batched
+/// draws.
+fn helper_of(e: &Expr, batched: &Batched) -> Option<&'static str> {
     Some(match e {
         Expr::Binary(BinOp::Rem, ..) => "snnc_fmod",
         Expr::Binary(BinOp::Pow, ..) => "snnc_pow",
@@ -438,42 +439,41 @@ fn helper_of(e: &Expr) -> Option<&'static str> {
         Expr::Call(Func::Cos, _) => "snnc_cos",
         Expr::Call(Func::Tan, _) => "snnc_tan",
         Expr::Call(Func::Tanh, _) => "snnc_tanh",
-        e @ Expr::Random { .. } if batched(e) => "snnc_random_block",
+        e @ Expr::Random { .. } if batched.contains(e) => "snnc_random_block",
         Expr::Random { .. } => "snnc_random",
         _ => return None,
     })
 }
 
 /// Whether evaluating `e` calls out of the element loop. A batched draw is a load there.
-fn calls_out(e: &Expr) -> bool {
+fn calls_out(e: &Expr, batched: &Batched) -> bool {
     let mut found = false;
-    e.visit(&mut |e| found |= helper_of(e).is_some_and(|h| h != "snnc_random_block"));
+    e.visit(&mut |e| found |= helper_of(e, batched).is_some_and(|h| h != "snnc_random_block"));
     found
 }
 
 /// Whether the body can be if-converted without paying for helper calls the interpreter would
 /// skip: no `if` body and no `select` arm calls out.
-fn if_convertible(body: &[Stmt]) -> bool {
-    fn arms_pure(e: &Expr) -> bool {
+fn if_convertible(body: &[Stmt], batched: &Batched) -> bool {
+    fn arms_pure(e: &Expr, batched: &Batched) -> bool {
         let mut ok = true;
         e.visit(&mut |e| {
             if let Expr::Select(_, a, b) = e {
-                ok &= !calls_out(a) && !calls_out(b);
+                ok &= !calls_out(a, batched) && !calls_out(b, batched);
             }
         });
         ok
     }
-    fn check(stmts: &[Stmt], nested: bool) -> bool {
+    fn check(stmts: &[Stmt], nested: bool, batched: &Batched) -> bool {
+        let pure = |e: &Expr| arms_pure(e, batched) && !(nested && calls_out(e, batched));
         stmts.iter().all(|s| match s {
-            Stmt::Let(_, e) | Stmt::Store(_, e) => arms_pure(e) && !(nested && calls_out(e)),
-            Stmt::If(c, a, b) => {
-                arms_pure(c) && !(nested && calls_out(c)) && check(a, true) && check(b, true)
-            }
+            Stmt::Let(_, e) | Stmt::Store(_, e) => pure(e),
+            Stmt::If(c, a, b) => pure(c) && check(a, true, batched) && check(b, true, batched),
             Stmt::Spike => true,
             Stmt::While { .. } => false,
         })
     }
-    check(body, false)
+    check(body, false, batched)
 }
 
 /// Calls `f` on every statement, nested ones included.
@@ -621,6 +621,7 @@ fn define_kernel<'ctx>(
         flat: true,
         mask: None,
         draw_blocks: HashMap::new(),
+        batched: Batched::of(&kernel.body),
         element_offset: i64t.const_zero(),
     };
     for (slot, e) in batched_draws(&kernel.body).into_iter().enumerate() {
@@ -685,7 +686,7 @@ fn define_kernel<'ctx>(
     // Signed conversion equals `as f64` on an index below 2^63.
     g.elem_f64 = ok(b.build_signed_int_to_float(i, f64t, "elem_f64"));
     g.element_offset = ok(b.build_int_sub(i, start, "element_offset"));
-    g.flat = if_convertible(&kernel.body);
+    g.flat = if_convertible(&kernel.body, &g.batched);
     g.stmts(&kernel.body);
     for v in 0..n_vars {
         if stored[v] {
@@ -854,9 +855,11 @@ struct Gen<'a, 'ctx> {
     /// `None` for always.
     mask: Option<IntValue<'ctx>>,
     /// The block of values `snnc_random_block` returned for each batched draw (see
-    /// `codegen::batched`; keyed by address), read at `element_offset`, the current
+    /// `codegen::batched_draws`; keyed by address), read at `element_offset`, the current
     /// element's position in the range.
     draw_blocks: HashMap<*const Expr, PointerValue<'ctx>>,
+    /// The kernel's batched draws (`codegen::batched_draws`), which are loads, not calls.
+    batched: Batched,
     element_offset: IntValue<'ctx>,
 }
 
@@ -1096,7 +1099,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             }
             Expr::Select(c, a, b) => {
                 let cond = self.cond(c);
-                if !self.flat && (calls_out(a) || calls_out(b)) {
+                if !self.flat && (calls_out(a, &self.batched) || calls_out(b, &self.batched)) {
                     self.select_branching(cond, a, b)
                 } else {
                     let a = self.expr(a);
@@ -1214,8 +1217,11 @@ impl<'ctx> Gen<'_, 'ctx> {
                 return ok(self.b.build_float_sub(pos, neg, ""));
             }
             _ => {
-                let name = helper_of(&Expr::Call(f, Box::new(Expr::Const(0.0))))
-                    .expect("every other function is a runtime helper");
+                let name = helper_of(
+                    &Expr::Call(f, Box::new(Expr::Const(0.0))),
+                    &Batched::default(),
+                )
+                .expect("every other function is a runtime helper");
                 return self.call(name, &[a.into()]);
             }
         };
