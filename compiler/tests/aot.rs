@@ -589,3 +589,71 @@ fn the_c_example_gives_snnc_runs_spikes_and_refuses_another_models_state() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not an snnc state file"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The C API on a `precision = f32` model: `snnc_set` converts the value to SI in `f64` and
+/// stores it rounded once to `f32`; `snnc_get` widens it exactly and converts back to the
+/// declared unit in `f64`. The values chosen are not representable in `f32`, so the test sees
+/// the rounding; a wrong length is refused with an explanation.
+#[test]
+fn the_c_api_rounds_an_f32_models_values_once() {
+    let dir = scratch("capi-f32");
+    let main = dir.join("f32.c");
+    std::fs::write(
+        &main,
+        r#"#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+  SnncModel *m = snnc_create(1);
+  if (!m) { fprintf(stderr, "%s\n", snnc_last_error()); return 1; }
+  int64_t n = snnc_population_size(m, "E");
+  double *v = malloc(sizeof(double) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) v[i] = -55.123456789 + 1e-7 * (double)i;
+  if (snnc_set(m, "E", "v", v, (size_t)n) != 0) { fprintf(stderr, "%s\n", snnc_last_error()); return 1; }
+  for (int64_t i = 0; i < n; i++) v[i] = 0.0;
+  if (snnc_get(m, "E", "v", v, (size_t)n) != 0) { fprintf(stderr, "%s\n", snnc_last_error()); return 1; }
+  for (int64_t i = 0; i < 5; i++) printf("%.17g\n", v[i]);
+  if (snnc_set(m, "E", "v", v, 3) == 0) return 2;
+  fprintf(stderr, "%s\n", snnc_last_error());
+  snnc_destroy(m);
+  free(v);
+  return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = c_program(
+        &dir,
+        &workspace().join("examples/cuba_f32.snn"),
+        "CubaF32",
+        &main,
+        "cubaf32",
+    );
+    let output = Command::new(&exe).output().unwrap();
+    check(&output, "the f32 C program");
+    let got: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let expected: Vec<f64> = (0..5)
+        .map(|i| {
+            let millivolts = -55.123456789 + 1e-7 * f64::from(i);
+            f64::from((millivolts * 1e-3) as f32) / 1e-3
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // Rounding is visible: the values differ from what was set, by less than f32's precision.
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        let set = -55.123456789 + 1e-7 * i as f64;
+        assert_ne!(*g, set);
+        assert!(
+            (g - set).abs() < 55.2 * f64::from(f32::EPSILON),
+            "{g} vs {e}"
+        );
+    }
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("`E.v` has 3200 values; give exactly that many"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
