@@ -948,3 +948,45 @@ fn compiled_kernels_can_be_shared_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<snnc::codegen::CompiledKernels>();
 }
+
+/// Spike lists over every position pattern the compaction of the LLVM backend treats
+/// differently (blocks of eight flags skipped when empty, a partial last block, a spike as the
+/// first or last element of a block or of the range, all or none spiking), on ranges that do
+/// and do not start at 0: the same lists as the interpreter, for every backend.
+#[test]
+fn spike_lists_over_every_position_pattern() {
+    let body = vec![Stmt::If(
+        Expr::Binary(
+            BinOp::Gt,
+            Box::new(Expr::Var(0)),
+            Box::new(Expr::Const(0.5)),
+        ),
+        vec![Stmt::Spike],
+        vec![],
+    )];
+    let k = kernel("compaction", 1, 0, 0, body);
+    let info = StepInfo {
+        step: 3,
+        t: 3e-4,
+        seed: 1,
+        stream: 0,
+    };
+    let n = 1000;
+    type Pattern<'a> = Box<dyn Fn(usize) -> bool + 'a>;
+    let patterns: Vec<(&str, Pattern)> = vec![
+        ("none", Box::new(|_| false)),
+        ("all", Box::new(|_| true)),
+        ("every 7th", Box::new(|i| i % 7 == 0)),
+        ("block edges", Box::new(|i| i % 8 == 0 || i % 8 == 7)),
+        ("one in 300", Box::new(|i| i % 300 == 299)),
+        ("the last", Box::new(|i| i == n - 1)),
+        ("pseudo-random", Box::new(|i| (i * 2_654_435_761) % 97 < 5)),
+    ];
+    for (name, spikes) in &patterns {
+        let v: Vec<f64> = (0..n).map(|i| if spikes(i) { 1.0 } else { 0.0 }).collect();
+        for (start, end) in [(0, n), (3, n), (0, 1), (5, 13), (8, 16), (1, 40), (0, 999)] {
+            compare(&k, std::slice::from_ref(&v), start, end, &[info])
+                .unwrap_or_else(|e| panic!("{name}, elements {start}..{end}: {e}"));
+        }
+    }
+}

@@ -24,9 +24,10 @@
 //!    every array the body assigns (unconditionally: the value loaded is written back where no
 //!    assignment ran, which leaves the same bits), and writes a 0/1 spike flag for the element
 //!    into the spike buffer (which has room for one entry per element), summing the flags;
-//! 2. when any flag is set, a scalar pass that compacts the flagged elements' indices to the
-//!    front of the buffer, in element order. It runs left to right, and its write position
-//!    never passes its read position, so it works in place.
+//! 2. when any flag is set, a pass that compacts the flagged elements' indices to the front
+//!    of the buffer, in element order. It runs left to right, skipping eight flags at a time
+//!    where none is set, and its write position never passes its read position, so it works
+//!    in place.
 //!
 //! When no `if` body and no `select` arm calls a helper, the body is if-converted: both sides
 //! of every `if` are evaluated under lane masks and assignments become selects (exact, because
@@ -427,6 +428,9 @@ fn dump(module: &Module, machine: &TargetMachine, dir: &Path) -> Result<(), Stri
         .map_err(|e| format!("{}: {}", asm.display(), e.to_string_lossy()))
 }
 
+/// How many spike flags the compaction tests at once.
+const COMPACT_BLOCK: u64 = 8;
+
 /// The runtime helper an expression calls, if any; `batched` holds the kernel's batched
 /// draws.
 fn helper_of(e: &Expr, batched: &Batched) -> Option<&'static str> {
@@ -725,13 +729,48 @@ fn define_kernel<'ctx>(
         ok(b.build_store(read, i64t.const_zero()));
         ok(b.build_store(written, i64t.const_zero()));
         let check = cx.append_basic_block(inner, "compact");
+        let block = cx.append_basic_block(inner, "compact_block");
+        let skip = cx.append_basic_block(inner, "compact_skip");
         let step = cx.append_basic_block(inner, "compact_one");
         let finished = cx.append_basic_block(inner, "return");
+        let n = ok(b.build_int_sub(end, start, "n"));
         ok(b.build_unconditional_branch(check));
         b.position_at_end(check);
         let w = ok(b.build_load(written, "w")).into_int_value();
         let more = ok(b.build_int_compare(IntPredicate::ULT, w, total, "more"));
-        ok(b.build_conditional_branch(more, step, finished));
+        ok(b.build_conditional_branch(more, block, finished));
+        // Spikes are rare: the flags are tested eight at a time, and a block without a flag
+        // is skipped. (Stopping after the last flagged element still leaves, with spikes
+        // spread over the population, most of it to scan.)
+        b.position_at_end(block);
+        let r = ok(b.build_load(read, "r")).into_int_value();
+        let block_end = ok(b.build_int_add(r, i64t.const_int(COMPACT_BLOCK, false), ""));
+        let whole = ok(b.build_int_compare(IntPredicate::ULE, block_end, n, "whole"));
+        let test = cx.append_basic_block(inner, "compact_test");
+        ok(b.build_conditional_branch(whole, test, step));
+        b.position_at_end(test);
+        let lanes = i32t.vec_type(COMPACT_BLOCK as u32);
+        let from = unsafe { ok(b.build_in_bounds_gep(spikes, &[r], "")) };
+        let from = ok(b.build_pointer_cast(from, lanes.ptr_type(AddressSpace::default()), ""));
+        let loaded = ok(b.build_load(from, "flags8"));
+        inkwell::values::BasicValue::as_instruction_value(&loaded)
+            .expect("a load is an instruction")
+            .set_alignment(4)
+            .map_err(|e| e.to_string())
+            .expect("4 is a valid alignment");
+        let set = ok(b.build_int_compare(
+            IntPredicate::NE,
+            loaded.into_vector_value(),
+            lanes.const_zero(),
+            "set",
+        ));
+        let mask_type = cx.custom_width_int_type(COMPACT_BLOCK as u32);
+        let mask = ok(b.build_bit_cast(set, mask_type, "mask")).into_int_value();
+        let none = ok(b.build_int_compare(IntPredicate::EQ, mask, mask_type.const_zero(), "none"));
+        ok(b.build_conditional_branch(none, skip, step));
+        b.position_at_end(skip);
+        ok(b.build_store(read, block_end));
+        ok(b.build_unconditional_branch(check));
         b.position_at_end(step);
         let r = ok(b.build_load(read, "r")).into_int_value();
         let from = unsafe { ok(b.build_in_bounds_gep(spikes, &[r], "")) };
