@@ -56,8 +56,8 @@ use crate::ir::interp::{self, random_kind};
 use crate::ir::{Access, BinOp, Expr, Func, Kernel, Precision, Random, Stmt, UnOp, GATHERS};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature,
-    Type, UserFuncName, Value,
+    types, AbiParam, Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Opcode,
+    Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
@@ -488,16 +488,22 @@ struct Gen<'f> {
     draw_bases: HashMap<*const Expr, Value>,
     /// Whether code is being emitted for the two-lane (`f64x2`) loop; see [`vectorizable`].
     vector: bool,
-    /// Two-lane counterparts of `var_cache`, `locals` and `hoisted`, and `t` splatted.
+    /// Two-lane counterparts of `var_cache` and `locals`. A local whose every assignment is a
+    /// condition (see [`mask_locals`]) lives in `mask_locals_v` as an `i64x2` lane mask
+    /// instead, and becomes 1.0/0.0 only where it is read as a number.
     var_cache_v: Vec<Variable>,
     locals_v: Vec<Variable>,
-    hoisted_v: HashMap<*const Expr, Value>,
-    t_v: Value,
+    mask_locals_v: Vec<Option<Variable>>,
+    /// What each hoisted subexpression puts in both lanes (an entry of `lane_table`).
+    hoisted_lanes: HashMap<*const Expr, Lanes>,
+    /// The two-lane loop's constants and hoisted values (see [`LaneTable`]).
+    lane_table: LaneTable,
     /// In the two-lane loop: the lanes (an `i64x2` mask) for which the statements being
     /// emitted run, or `None` for both; `If` is if-converted under it.
     mask: Option<Value>,
-    /// In the two-lane loop: the lanes that have spiked (`i64x2` mask).
-    spiked_v: Option<Variable>,
+    /// In the two-lane loop: the lanes that have spiked so far in the pair (`i64x2` mask), or
+    /// `None` while no `spike` has run (straight-line code: `if` is if-converted).
+    spiked_v: Option<Value>,
     /// In the two-lane loop, per array: stores are deferred to the end of the element pair
     /// (arrays do not overlap, and later reads use the cached value, so only the last value
     /// need reach memory). `Some(None)`: stored for both lanes; `Some(Some(mask))`: stored
@@ -572,7 +578,19 @@ fn emit(
         .collect();
     let var_cache = (0..n_vars).map(|_| b.declare_var(types::F64)).collect();
     let vector = simd && vectorizable(kernel);
+    // Locals of the two-lane loop are assigned before they are read (see `vectorizable`), so
+    // their values at the loop's entry are never used; they are defined only for SSA.
     let zero_v = b.ins().splat(types::F64X2, zero);
+    let zero_mask = b.ins().bitcast(
+        types::I64X2,
+        MemFlagsData::new().with_endianness(Endianness::Little),
+        zero_v,
+    );
+    let as_mask = if vector {
+        mask_locals(kernel)
+    } else {
+        Vec::new()
+    };
     let locals_v: Vec<Variable> = (0..if vector { kernel.n_locals } else { 0 })
         .map(|_| {
             let v = b.declare_var(types::F64X2);
@@ -580,11 +598,19 @@ fn emit(
             v
         })
         .collect();
+    let mask_locals_v = as_mask
+        .iter()
+        .map(|&m| {
+            m.then(|| {
+                let v = b.declare_var(types::I64X2);
+                b.def_var(v, zero_mask);
+                v
+            })
+        })
+        .collect();
     let var_cache_v = (0..if vector { n_vars } else { 0 })
         .map(|_| b.declare_var(types::F64X2))
         .collect();
-    let spiked_v = (vector && can_spike).then(|| b.declare_var(types::I64X2));
-    let t_v = b.ins().splat(types::F64X2, t);
     let spike_state = can_spike.then(|| {
         let spikes = field(&mut b, i64t, ctx, offset_of!(KernelContext, spikes));
         let n = b.declare_var(i64t);
@@ -622,10 +648,11 @@ fn emit(
         vector: false,
         var_cache_v,
         locals_v,
-        hoisted_v: HashMap::new(),
-        t_v,
+        mask_locals_v,
+        hoisted_lanes: HashMap::new(),
+        lane_table: LaneTable::default(),
         mask: None,
-        spiked_v,
+        spiked_v: None,
         pending: vec![None; n_vars],
     };
     // Loop-invariant subexpressions: folded when constant, else computed once here.
@@ -637,15 +664,15 @@ fn emit(
         Stmt::Spike => {}
     });
     for e in invariant {
-        let value = match fold(e) {
-            Some(c) => g.b.ins().f64const(c),
-            None => g.expr(e),
+        let (value, lanes) = match fold(e) {
+            Some(c) => (g.b.ins().f64const(c), Lanes::Const(c.to_bits())),
+            None => {
+                let v = g.expr(e);
+                (v, Lanes::Splat(v))
+            }
         };
         g.hoisted.insert(e as *const Expr, value);
-        if vector {
-            let splat = g.b.ins().splat(types::F64X2, value);
-            g.hoisted_v.insert(e as *const Expr, splat);
-        }
+        g.hoisted_lanes.insert(e as *const Expr, lanes);
     }
     // Batched draws: one call per draw for the whole range, before the loop; each gets its own
     // buffer slot, as all are read in the same loop.
@@ -670,9 +697,15 @@ fn emit(
         g.draw_bases.insert(e as *const Expr, base);
     }
     if vector {
+        // The lane table is filled in its own block, emitted after the loop, once the loop has
+        // named every entry it reads.
+        let fill = g.b.create_block();
         let vheader = g.b.create_block();
-        g.b.ins().jump(vheader, &[]);
+        g.b.ins().jump(fill, &[]);
         emit_two_lane_loop(&mut g, kernel, vheader, header, element, end, spike_state);
+        g.b.switch_to_block(fill);
+        g.lane_table.fill(&mut g.b);
+        g.b.ins().jump(vheader, &[]);
     } else {
         g.b.ins().jump(header, &[]);
     }
@@ -875,6 +908,7 @@ fn emit_two_lane_loop(
 
         g.b.switch_to_block(body);
         let i = g.b.use_var(element);
+        g.lane_table.enter_iteration(&mut g.b, i);
         for pair in 0..width / 2 {
             let next = if pair + 1 == width / 2 {
                 latch
@@ -917,27 +951,52 @@ fn emit_pair(
     let f1 = g.b.ins().fadd(f0, one);
     let v = g.b.ins().splat(types::F64X2, f0);
     g.elem_f64 = g.b.ins().insertlane(v, f1, 1);
-    if let Some(spiked) = g.spiked_v {
-        let zero = g.b.ins().iconst(types::I64, 0);
-        let none = g.b.ins().splat(types::I64X2, zero);
-        g.b.def_var(spiked, none);
-    }
+    g.spiked_v = None;
     g.stmts(&kernel.body);
-    g.flush_stores();
+    let conditional = g.flush_stores();
+    let spiked = g.spiked_v.take();
 
-    let (Some((spikes, n, _)), Some(spiked)) = (spike_state, g.spiked_v) else {
+    // One test on the fast path: whether any lane has a conditional store or a spike. Both
+    // are rare (a refractory or spiking neuron), so the pair usually goes straight on.
+    let masks: Vec<Value> = conditional.iter().map(|c| c.lanes).chain(spiked).collect();
+    let Some(any) = masks.into_iter().reduce(|x, y| g.b.ins().bor(x, y)) else {
         g.b.ins().jump(after, &[]);
         return;
     };
-    let record = g.b.create_block();
+    let any_bits = g.b.ins().vhigh_bits(types::I32, any);
+    let slow = g.b.create_block();
+    g.b.ins().brif(any_bits, slow, &[], after, &[]);
+    g.b.switch_to_block(slow);
+    g.b.set_cold_block(slow);
+    let alone = conditional.len() + usize::from(spiked.is_some()) == 1;
+    for store in conditional {
+        if alone {
+            g.b.ins().store(unaligned(), store.value, store.addr, 0);
+            continue;
+        }
+        let write = g.b.create_block();
+        let join = g.b.create_block();
+        let bits = g.b.ins().vhigh_bits(types::I32, store.lanes);
+        g.b.ins().brif(bits, write, &[], join, &[]);
+        g.b.switch_to_block(write);
+        g.b.set_cold_block(write);
+        g.b.ins().store(unaligned(), store.value, store.addr, 0);
+        g.b.ins().jump(join, &[]);
+        g.b.switch_to_block(join);
+        g.b.set_cold_block(join);
+    }
+    let (Some((spikes, n, _)), Some(spiked)) = (spike_state, spiked) else {
+        g.b.ins().jump(after, &[]);
+        return;
+    };
+    let bits = if alone {
+        any_bits
+    } else {
+        g.b.ins().vhigh_bits(types::I32, spiked)
+    };
     let lane0 = g.b.create_block();
     let after0 = g.b.create_block();
     let lane1 = g.b.create_block();
-    let m = g.b.use_var(spiked);
-    let bits = g.b.ins().vhigh_bits(types::I32, m);
-    g.b.ins().brif(bits, record, &[], after, &[]);
-    g.b.switch_to_block(record);
-    g.b.set_cold_block(record);
     let b0 = g.b.ins().band_imm_u(bits, 1);
     g.b.ins().brif(b0, lane0, &[], after0, &[]);
     let elem0 = g.elem_u32;
@@ -967,24 +1026,139 @@ fn emit_pair(
     }
 }
 
+/// A store of the two-lane loop that is written only if one of its lanes is set.
+struct MaskedStore {
+    value: Value,
+    addr: Value,
+    lanes: Value,
+}
+
+/// What an entry of the [`LaneTable`] holds in both lanes: a constant (its bits) or a value
+/// computed before the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Lanes {
+    Const(u64),
+    Splat(Value),
+}
+
+/// The constants and loop-invariant values the two-lane loop reads, each splatted into a
+/// 16-byte entry of a stack slot that is filled once before the loop. The loop reads an entry
+/// with an ordinary (not read-only) load at each use, just before the instruction that uses
+/// it: Cranelift neither hoists such a load out of the loop nor merges it with another across
+/// the loop's stores, and the x64 backend folds a load that has one use, in the same block,
+/// with no other load or store in between, into the instruction as a memory operand. Held in
+/// registers instead (Cranelift hoists splatted constants), a dozen constants and the loop's
+/// temporaries outgrow the 16 vector registers, and the register allocator spills constants
+/// and reloads and stores them back on every iteration.
+#[derive(Default)]
+struct LaneTable {
+    entries: Vec<Lanes>,
+    index: HashMap<Lanes, u32>,
+    slot: Option<StackSlot>,
+    /// The table's address in the current loop iteration (see `enter_iteration`).
+    base: Option<Value>,
+}
+
+impl LaneTable {
+    /// Loads both lanes of `lanes`, adding an entry if it is new.
+    fn load(&mut self, b: &mut FunctionBuilder, lanes: Lanes) -> Value {
+        let next = self.entries.len() as u32;
+        let entry = *self.index.entry(lanes).or_insert(next);
+        if entry == next {
+            self.entries.push(lanes);
+        }
+        let base = self
+            .base
+            .expect("the lane table is read in the two-lane loop");
+        // Read-only and movable, so Cranelift treats the load as a pure value: merged with
+        // other loads of the entry and placed where it is first needed (a cold block if only
+        // that uses it), right before its user, into which the x64 backend then folds it.
+        let flags = trusted().with_readonly().with_can_move();
+        b.ins().load(types::F64X2, flags, base, (entry * 16) as i32)
+    }
+
+    /// Sets the table's address for the loop iteration whose first element is `i`.
+    fn enter_iteration(&mut self, b: &mut FunctionBuilder, i: Value) {
+        let slot = *self.slot.get_or_insert_with(|| {
+            // The size is set by `fill`, when every entry is known; 16-byte aligned.
+            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 0, 4))
+        });
+        // The slot's address plus `i >> 63`, which is 0 (an element index is below 2^63) but
+        // not known to Cranelift to be: a loop-invariant address would let it hoist the loads
+        // out of the loop, into registers, which is what the table is for avoiding.
+        let addr = b.ins().stack_addr(types::I64, slot, 0);
+        let zero = b.ins().ushr_imm_u(i, 63);
+        self.base = Some(b.ins().iadd(addr, zero));
+    }
+
+    /// Stores every entry into the slot (in the block before the loop).
+    fn fill(&self, b: &mut FunctionBuilder) {
+        let Some(slot) = self.slot else {
+            return;
+        };
+        b.func.sized_stack_slots[slot].size = (self.entries.len() * 16) as u32;
+        for (entry, lanes) in self.entries.iter().enumerate() {
+            let x = match *lanes {
+                Lanes::Const(bits) => b.ins().f64const(f64::from_bits(bits)),
+                Lanes::Splat(v) => v,
+            };
+            let both = b.ins().splat(types::F64X2, x);
+            let addr = b.ins().stack_addr(types::I64, slot, (entry * 16) as i32);
+            b.ins().store(trusted(), both, addr, 0);
+        }
+    }
+}
+
+/// Which locals the two-lane loop keeps as lane masks: those assigned at least once and only
+/// ever assigned a condition (a comparison, `and`, `or` or `not`), whose value is 1.0 or 0.0.
+/// Where such a local is a condition (`if`, `select`, `and`, `or`, `not`) its mask is used as
+/// it is; where it is a number, 1.0/0.0 is made from the mask there.
+fn mask_locals(kernel: &Kernel) -> Vec<bool> {
+    let n = kernel.n_locals as usize;
+    let mut assigned = vec![false; n];
+    let mut logical = vec![true; n];
+    walk(&kernel.body, &mut |s| {
+        if let Stmt::Let(l, e) = s {
+            let l = *l as usize;
+            assigned[l] = true;
+            logical[l] &= matches!(e, Expr::Binary(op, _, _) if is_logical(*op))
+                || matches!(e, Expr::Unary(UnOp::Not, _));
+        }
+    });
+    assigned.iter().zip(&logical).map(|(a, l)| a & l).collect()
+}
+
 impl Gen<'_> {
     /// A statement in the two-lane loop: `if` becomes lane masks, stores and local
     /// assignments under a mask keep the old value in the other lanes.
     fn stmt_v(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::Let(l, e) => {
-                let v = self.expr(e);
+                if let Some(local) = self.mask_locals_v[*l as usize] {
+                    let c = self.cond(e);
+                    let c = match self.mask {
+                        Some(m) => {
+                            let old = self.b.use_var(local);
+                            self.b.ins().bitselect(m, c, old)
+                        }
+                        None => c,
+                    };
+                    self.b.def_var(local, c);
+                    return;
+                }
                 let local = self.locals_v[*l as usize];
-                let v = match self.mask {
-                    Some(m) => {
-                        let old = self.b.use_var(local);
-                        self.select(m, v, old)
-                    }
-                    None => v,
+                // The old value first, so that a constant's load is next to the blend that
+                // uses it (see `LaneTable`).
+                let old = self.mask.map(|_| self.b.use_var(local));
+                let v = self.expr(e);
+                let v = match (self.mask, old) {
+                    (Some(m), Some(old)) => self.select(m, v, old),
+                    _ => v,
                 };
                 self.b.def_var(local, v);
             }
             Stmt::Store(var, e) => {
+                let old = self.mask.map(|_| self.var_v(*var));
                 let v = self.expr(e);
                 // What memory will hold, which later reads of the pair must see.
                 let v = if self.single[*var as usize] {
@@ -993,12 +1167,9 @@ impl Gen<'_> {
                 } else {
                     v
                 };
-                let v = match self.mask {
-                    Some(m) => {
-                        let old = self.var_v(*var);
-                        self.select(m, v, old)
-                    }
-                    None => v,
+                let v = match (self.mask, old) {
+                    (Some(m), Some(old)) => self.select(m, v, old),
+                    _ => v,
                 };
                 self.b.def_var(self.var_cache_v[*var as usize], v);
                 self.cached[*var as usize] = true;
@@ -1031,9 +1202,6 @@ impl Gen<'_> {
             }
             Stmt::While { .. } => unreachable!("kernels with loops are not vectorized"),
             Stmt::Spike => {
-                let spiked = self
-                    .spiked_v
-                    .expect("a kernel with `spike` has a spike mask");
                 let lanes = match self.mask {
                     Some(m) => m,
                     None => {
@@ -1041,15 +1209,19 @@ impl Gen<'_> {
                         self.b.ins().splat(types::I64X2, all)
                     }
                 };
-                let old = self.b.use_var(spiked);
-                let new = self.b.ins().bor(old, lanes);
-                self.b.def_var(spiked, new);
+                self.spiked_v = Some(match self.spiked_v {
+                    Some(old) => self.b.ins().bor(old, lanes),
+                    None => lanes,
+                });
             }
         }
     }
 
-    /// Writes the deferred stores of the element pair (see `pending`), in array order.
-    fn flush_stores(&mut self) {
+    /// Writes the deferred stores of the element pair (see `pending`) for both lanes, in array
+    /// order, and returns the stores under lane masks, for the caller to write when a lane is
+    /// set.
+    fn flush_stores(&mut self) -> Vec<MaskedStore> {
+        let mut masked = Vec::new();
         for var in 0..self.pending.len() {
             let Some(lanes) = self.pending[var].take() else {
                 continue;
@@ -1072,19 +1244,10 @@ impl Gen<'_> {
                 None => {
                     self.b.ins().store(unaligned(), value, addr, 0);
                 }
-                Some(mask) => {
-                    let store = self.b.create_block();
-                    let join = self.b.create_block();
-                    let bits = self.b.ins().vhigh_bits(types::I32, mask);
-                    self.b.ins().brif(bits, store, &[], join, &[]);
-                    self.b.switch_to_block(store);
-                    self.b.set_cold_block(store);
-                    self.b.ins().store(unaligned(), value, addr, 0);
-                    self.b.ins().jump(join, &[]);
-                    self.b.switch_to_block(join);
-                }
+                Some(lanes) => masked.push(MaskedStore { value, addr, lanes }),
             }
         }
+        masked
     }
 
     /// The two lanes of array `v` at the current element, loaded at the first use.
@@ -1294,25 +1457,48 @@ impl Gen<'_> {
         self.select(cond, one, zero)
     }
 
-    /// A constant, splatted in the two-lane loop.
+    /// A constant; in the two-lane loop, both lanes loaded from the lane table.
     fn fconst(&mut self, c: f64) -> Value {
-        let x = self.b.ins().f64const(c);
         if self.vector {
-            self.b.ins().splat(types::F64X2, x)
-        } else {
-            x
+            return self.lane_table.load(&mut self.b, Lanes::Const(c.to_bits()));
         }
+        self.b.ins().f64const(c)
     }
 
     /// `cond ? a : b`, per lane in the two-lane loop (where `cond` is an `i64x2` mask).
     fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
         if self.vector {
             let flags = MemFlagsData::new().with_endianness(Endianness::Little);
-            let c = self.b.ins().bitcast(types::F64X2, flags, cond);
+            // Cranelift blends in one instruction only when it sees that every lane of the
+            // mask is all ones or all zeros, which it knows of a comparison alone. Any other
+            // mask (a combination with `and`, `or`, `not`) is compared with zero once more
+            // (its lanes are all-ones NaNs or +0.0): a compare and a blend, instead of and,
+            // and-not and or.
+            let c = if self.is_comparison(cond) {
+                cond
+            } else {
+                let bits = self.b.ins().bitcast(types::F64X2, flags, cond);
+                let zero = self.fconst(0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, bits, zero)
+            };
+            let c = self.b.ins().bitcast(types::F64X2, flags, c);
             self.b.ins().bitselect(c, a, b)
         } else {
             self.b.ins().select(cond, a, b)
         }
+    }
+
+    /// Whether `v` is the result of a comparison.
+    fn is_comparison(&self, v: Value) -> bool {
+        let dfg = &self.b.func.dfg;
+        dfg.value_def(v)
+            .inst()
+            .is_some_and(|inst| dfg.insts[inst].opcode() == Opcode::Fcmp)
+    }
+
+    /// Whether `e` is read from the lane table in the two-lane loop.
+    fn in_lane_table(&self, e: &Expr) -> bool {
+        matches!(e, Expr::Const(_) | Expr::Time) || self.hoisted.contains_key(&(e as *const Expr))
     }
 
     fn call(&mut self, h: Helper, args: &[Value]) -> Value {
@@ -1358,6 +1544,11 @@ impl Gen<'_> {
             return self.truthy(v);
         }
         match e {
+            Expr::Local(l) if self.vector => {
+                if let Some(mask) = self.mask_locals_v[*l as usize] {
+                    return self.b.use_var(mask);
+                }
+            }
             Expr::Binary(op, a, b) => {
                 if let Some(cc) = comparison(*op) {
                     let a = self.expr(a);
@@ -1389,14 +1580,15 @@ impl Gen<'_> {
         self.truthy(v)
     }
 
-    /// The value of a hoisted subexpression, splatted in the two-lane loop.
-    fn hoisted_value(&self, e: &Expr) -> Option<Value> {
-        let map = if self.vector {
-            &self.hoisted_v
-        } else {
-            &self.hoisted
-        };
-        map.get(&(e as *const Expr)).copied()
+    /// The value of a hoisted subexpression; in the two-lane loop, both lanes loaded from the
+    /// lane table.
+    fn hoisted_value(&mut self, e: &Expr) -> Option<Value> {
+        let key = e as *const Expr;
+        if self.vector {
+            let lanes = *self.hoisted_lanes.get(&key)?;
+            return Some(self.lane_table.load(&mut self.b, lanes));
+        }
+        self.hoisted.get(&key).copied()
     }
 
     fn expr(&mut self, e: &Expr) -> Value {
@@ -1406,9 +1598,25 @@ impl Gen<'_> {
         if self.vector {
             match e {
                 Expr::Var(v) => return self.var_v(*v),
-                Expr::Local(l) => return self.b.use_var(self.locals_v[*l as usize]),
-                Expr::Time => return self.t_v,
+                Expr::Local(l) => {
+                    if let Some(mask) = self.mask_locals_v[*l as usize] {
+                        let c = self.b.use_var(mask);
+                        return self.bool_to_f64(c);
+                    }
+                    return self.b.use_var(self.locals_v[*l as usize]);
+                }
+                Expr::Time => return self.lane_table.load(&mut self.b, Lanes::Splat(self.t)),
                 Expr::Index => return self.elem_f64,
+                // A table operand second, right before the instruction, so that it becomes a
+                // memory operand (see `LaneTable`); `+` and `*` are commutative in IEEE
+                // arithmetic (NaN payloads aside).
+                Expr::Binary(op @ (BinOp::Add | BinOp::Mul), a, b)
+                    if self.in_lane_table(a) && !self.in_lane_table(b) =>
+                {
+                    let y = self.expr(b);
+                    let x = self.expr(a);
+                    return self.binary(*op, y, x);
+                }
                 Expr::Select(c, a, b) => {
                     let cond = self.cond(c);
                     let a = self.expr(a);
