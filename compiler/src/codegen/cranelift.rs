@@ -892,18 +892,13 @@ fn emit_two_lane_loop(
         (vheader, pair_header, 4u32),
         (pair_header, scalar_header, 2),
     ] {
-        let check = g.b.create_block();
         let body = g.b.create_block();
         let latch = g.b.create_block();
         g.b.switch_to_block(header);
         let i = g.b.use_var(element);
-        let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
-        g.b.ins().brif(more, check, &[], exit, &[]);
-        g.b.switch_to_block(check);
-        let left = g.b.ins().isub(end, i);
-        let enough =
-            g.b.ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, i64::from(width));
+        // `i + width` cannot wrap: element indices are below 2^63.
+        let last = g.b.ins().iadd_imm_u(i, i64::from(width));
+        let enough = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, end);
         g.b.ins().brif(enough, body, &[], exit, &[]);
 
         g.b.switch_to_block(body);
