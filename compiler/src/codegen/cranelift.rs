@@ -253,7 +253,8 @@ pub fn define_kernel<M: Module>(
     );
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    emit(builder, kernel, helpers, module.target_config(), simd);
+    // The lane table's entries are for the tests.
+    let _ = emit(builder, kernel, helpers, module.target_config(), simd);
 
     module
         .define_function(id, &mut ctx)
@@ -511,13 +512,15 @@ struct Gen<'f> {
     pending: Vec<Option<Option<Value>>>,
 }
 
+/// Emits the kernel's function; returns what its two-lane loop reads from the lane table (see
+/// [`LaneTable`]; empty without that loop), which the tests inspect.
 fn emit(
     mut b: FunctionBuilder,
     kernel: &Kernel,
     helpers: [Option<FuncRef>; HELPERS.len()],
     config: TargetFrontendConfig,
     simd: bool,
-) {
+) -> Vec<Lanes> {
     let n_vars = kernel.vars.len();
     let mut touched = vec![false; n_vars];
     walk(&kernel.body, &mut |s| {
@@ -743,6 +746,7 @@ fn emit(
         g.b.def_var(spiked, no);
     }
     g.stmts(&kernel.body);
+    let lane_entries = std::mem::take(&mut g.lane_table.entries);
     let mut b = g.b;
 
     // Latch: record a spike, then the next element.
@@ -782,6 +786,7 @@ fn emit(
 
     b.seal_all_blocks();
     b.finalize(config);
+    lane_entries
 }
 
 /// Whether a kernel gets the two-lane (`f64x2`) loop besides the scalar one. Two lanes give
@@ -1649,7 +1654,7 @@ impl Gen<'_> {
             Expr::Index => self.elem_f64,
             Expr::Unary(UnOp::Neg, a) => {
                 let a = self.expr(a);
-                self.b.ins().fneg(a)
+                self.neg(a)
             }
             Expr::Unary(UnOp::Not, _) => {
                 let c = self.cond(e);
@@ -1721,6 +1726,27 @@ impl Gen<'_> {
         result
     }
 
+    /// `-a`. In the two-lane loop, the sign bits flipped with a mask from the lane table (one
+    /// instruction with the mask as a memory operand; Cranelift's `fneg` makes the mask in
+    /// registers each time): the same bits as `fneg`.
+    fn neg(&mut self, a: Value) -> Value {
+        if !self.vector {
+            return self.b.ins().fneg(a);
+        }
+        let sign = self.fconst(-0.0);
+        self.b.ins().bxor(a, sign)
+    }
+
+    /// `abs(a)`: in the two-lane loop, the sign bits cleared with a mask from the lane table,
+    /// as for [`Gen::neg`].
+    fn abs(&mut self, a: Value) -> Value {
+        if !self.vector {
+            return self.b.ins().fabs(a);
+        }
+        let magnitude = self.fconst(f64::from_bits(!(1u64 << 63)));
+        self.b.ins().band(a, magnitude)
+    }
+
     /// Arithmetic operators (comparisons and logic go through [`Gen::cond`]).
     fn binary(&mut self, op: BinOp, a: Value, b: Value) -> Value {
         match op {
@@ -1748,7 +1774,7 @@ impl Gen<'_> {
     fn func(&mut self, f: Func, a: Value) -> Value {
         let helper = match f {
             Func::Sqrt => return self.b.ins().sqrt(a),
-            Func::Abs => return self.b.ins().fabs(a),
+            Func::Abs => return self.abs(a),
             Func::Floor => return self.lanewise(a, |b, x| b.ins().floor(x)),
             Func::Ceil => return self.lanewise(a, |b, x| b.ins().ceil(x)),
             Func::Sign => {
@@ -1877,7 +1903,7 @@ mod tests {
     //! The two-lane loop against the interpreter, on kernels built to take it (locals assigned
     //! before use, helpers only outside `if` and `select` arms), over odd and even ranges.
 
-    use super::vectorizable;
+    use super::{emit, host_isa, vectorizable, Lanes};
     use crate::codegen::jit_compile;
     use crate::ir::interp::{self, StepInfo};
     use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
@@ -2118,5 +2144,142 @@ mod tests {
             ),
         ]);
         assert!(vectorizable(&lif));
+    }
+
+    /// A CUBA-like update: `%0` is only ever a condition (`if`, `select`, `not %0 and ...`),
+    /// and no statement of the kernel uses the constant 1.0.
+    fn refractory_kernel() -> Kernel {
+        let gt = |a: Expr, b: f64| Expr::Binary(BinOp::Gt, Box::new(a), Box::new(Expr::Const(b)));
+        let c = |x: f64| Box::new(Expr::Const(x));
+        kernel(vec![
+            Stmt::Let(0, gt(Expr::Var(1), 0.5)),
+            Stmt::If(
+                Expr::Local(0),
+                vec![Stmt::Store(
+                    1,
+                    Expr::Binary(BinOp::Sub, Box::new(Expr::Var(1)), c(2.0)),
+                )],
+                vec![],
+            ),
+            Stmt::Store(
+                0,
+                Expr::Select(
+                    Box::new(Expr::Local(0)),
+                    Box::new(Expr::Var(0)),
+                    Box::new(Expr::Binary(BinOp::Mul, c(0.25), Box::new(Expr::Var(0)))),
+                ),
+            ),
+            Stmt::Store(2, Expr::Binary(BinOp::Mul, c(0.75), Box::new(Expr::Var(2)))),
+            Stmt::If(
+                Expr::Binary(
+                    BinOp::And,
+                    Box::new(Expr::Unary(UnOp::Not, Box::new(Expr::Local(0)))),
+                    Box::new(gt(Expr::Var(0), 3.0)),
+                ),
+                vec![
+                    Stmt::Store(0, Expr::Const(4.0)),
+                    Stmt::Store(1, Expr::Const(5.0)),
+                    Stmt::Spike,
+                ],
+                vec![],
+            ),
+        ])
+    }
+
+    /// The function `emit` builds for `k` with the host's instruction set, and the lane table.
+    fn emitted(k: &Kernel) -> (cranelift_codegen::ir::Function, Vec<Lanes>) {
+        use cranelift_codegen::ir::{types, AbiParam, Function, Signature, UserFuncName};
+        use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+        let isa = host_isa(false).unwrap();
+        let mut sig = Signature::new(isa.default_call_conv());
+        sig.params.push(AbiParam::new(types::I64));
+        let mut func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
+        let mut fctx = FunctionBuilderContext::new();
+        let builder = FunctionBuilder::new(&mut func, &mut fctx);
+        let lanes = emit(
+            builder,
+            k,
+            [None; super::HELPERS.len()],
+            isa.frontend_config(),
+            true,
+        );
+        (func, lanes)
+    }
+
+    #[test]
+    fn condition_locals_are_not_materialised_in_two_lanes() {
+        let k = refractory_kernel();
+        assert!(vectorizable(&k));
+        let (_, lanes) = emitted(&k);
+        let consts: Vec<f64> = lanes
+            .iter()
+            .filter_map(|l| match l {
+                Lanes::Const(bits) => Some(f64::from_bits(*bits)),
+                Lanes::Splat(_) => None,
+            })
+            .collect();
+        // Turning `%0` into 1.0/0.0 would put 1.0 in the table; the kernel's own constants
+        // (and 0.0, which a blend under `not %0 and ...` compares with) are all it reads.
+        assert!(!consts.contains(&1.0), "1.0/0.0 materialised: {consts:?}");
+        for c in [0.5, 2.0, 0.25, 0.75, 3.0, 4.0, 5.0] {
+            assert!(
+                consts.contains(&c),
+                "{c} missing from the lane table {consts:?}"
+            );
+        }
+        // And the kernel still computes what the interpreter computes.
+        let jit = jit_compile(&[&k]).unwrap();
+        let init: Vec<Vec<f64>> = vec![
+            vec![1.0, 3.5, -2.0, 2.9, 7.0, 0.0, 3.0, 10.0, f64::NAN],
+            vec![0.0, 1.0, 3.0, 0.5, 0.0, 2.5, 0.0, 0.0, 1.0],
+            vec![1.0; 9],
+        ];
+        let (mut a, mut b) = (init.clone(), init);
+        for step in 0..4u64 {
+            let info = StepInfo {
+                step,
+                t: 0.0,
+                seed: 1,
+                stream: 0,
+            };
+            let (mut sa, mut sb) = (Vec::new(), Vec::new());
+            let mut va: Vec<&mut [f64]> = a.iter_mut().map(|x| x.as_mut_slice()).collect();
+            interp::run(&k, &mut va, 0, 9, info, &mut sa);
+            let mut vb: Vec<&mut [f64]> = b.iter_mut().map(|x| x.as_mut_slice()).collect();
+            jit.run(0, &mut vb, 0, 9, info, &mut sb);
+            assert_eq!(bits(&a), bits(&b), "step {step}");
+            assert_eq!(sa, sb, "step {step}: spikes");
+        }
+    }
+
+    /// The register allocator must not spill in the two-lane loop of a CUBA-sized kernel: the
+    /// only vector stores to the stack are the lane table's, filled once before the loop.
+    /// (Constants held in registers instead were spilled, reloaded and stored back on every
+    /// iteration.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_two_lane_loop_does_not_spill() {
+        use cranelift_codegen::control::ControlPlane;
+        use cranelift_codegen::Context;
+        let (func, lanes) = emitted(&refractory_kernel());
+        let isa = host_isa(false).unwrap();
+        let mut ctx = Context::for_function(func);
+        ctx.set_disasm(true);
+        let code = ctx.compile(&*isa, &mut ControlPlane::default()).unwrap();
+        let vcode = code.vcode.clone().expect("disassembly was asked for");
+        // Vector stores to the frame: `movdqu`/`movups`/`movupd` (or VEX forms) whose
+        // destination is `rsp`-relative; general-register saves (`movq %rbx, ...`) are not
+        // counted.
+        let stack_stores = vcode
+            .lines()
+            .filter(|l| {
+                let l = l.trim();
+                let op = l.split_whitespace().next().unwrap_or("");
+                op.contains("movdq") || op.contains("movup") || op.contains("movap")
+            })
+            .filter(|l| l.trim_end().ends_with("(%rsp)"))
+            .count();
+        assert!(!lanes.is_empty());
+        assert_eq!(stack_stores, lanes.len(), "spills in:\n{vcode}");
     }
 }
