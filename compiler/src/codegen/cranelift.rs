@@ -923,9 +923,13 @@ fn emit_two_lane_loop(
             emit_pair(g, kernel, first, next, spike_state);
             g.b.switch_to_block(next);
         }
+        // The loop is rotated: the latch tests for the next iteration itself rather than
+        // jumping back to the header.
         let next = g.b.ins().iadd_imm_u(i, i64::from(width));
         g.b.def_var(element, next);
-        g.b.ins().jump(header, &[]);
+        let last = g.b.ins().iadd_imm_u(next, i64::from(width));
+        let enough = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, end);
+        g.b.ins().brif(enough, body, &[], exit, &[]);
     }
     g.vector = false;
 }
@@ -1468,32 +1472,71 @@ impl Gen<'_> {
     /// `cond ? a : b`, per lane in the two-lane loop (where `cond` is an `i64x2` mask).
     fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
         if self.vector {
-            let flags = MemFlagsData::new().with_endianness(Endianness::Little);
-            // Cranelift blends in one instruction only when it sees that every lane of the
-            // mask is all ones or all zeros, which it knows of a comparison alone. Any other
-            // mask (a combination with `and`, `or`, `not`) is compared with zero once more
-            // (its lanes are all-ones NaNs or +0.0): a compare and a blend, instead of and,
-            // and-not and or.
-            let c = if self.is_comparison(cond) {
-                cond
-            } else {
-                let bits = self.b.ins().bitcast(types::F64X2, flags, cond);
-                let zero = self.fconst(0.0);
-                self.b.ins().fcmp(FloatCC::NotEqual, bits, zero)
-            };
-            let c = self.b.ins().bitcast(types::F64X2, flags, c);
-            self.b.ins().bitselect(c, a, b)
-        } else {
-            self.b.ins().select(cond, a, b)
+            return self.blend(cond, a, b, 2);
         }
+        self.b.ins().select(cond, a, b)
     }
 
-    /// Whether `v` is the result of a comparison.
-    fn is_comparison(&self, v: Value) -> bool {
+    /// `mask ? a : b` lane by lane, as blends. Cranelift blends in one instruction only when
+    /// it sees that every lane of the mask is all ones or all zeros, which it knows of a
+    /// comparison alone; a mask combined with `and`, `or` or `not` would become and, and-not
+    /// and or. So a combination of at most `leaves` comparisons is taken apart into one blend
+    /// per comparison (`x and y ? a : b` is `x ? (y ? a : b) : b`, `not x ? a : b` is
+    /// `x ? b : a`, `x or y ? a : b` is `x ? a : (y ? a : b)`), which also leaves the combined
+    /// mask to the cold path when nothing else uses it; a larger one is compared with zero
+    /// (its lanes are all-ones NaNs or +0.0) and blended: two instructions.
+    fn blend(&mut self, mask: Value, a: Value, b: Value, leaves: usize) -> Value {
+        let flags = MemFlagsData::new().with_endianness(Endianness::Little);
         let dfg = &self.b.func.dfg;
-        dfg.value_def(v)
-            .inst()
-            .is_some_and(|inst| dfg.insts[inst].opcode() == Opcode::Fcmp)
+        let def = dfg.value_def(mask).inst().map(|inst| {
+            let args = dfg.inst_args(inst);
+            (
+                dfg.insts[inst].opcode(),
+                args.first().copied(),
+                args.get(1).copied(),
+            )
+        });
+        match def {
+            Some((Opcode::Fcmp, ..)) => {
+                let c = self.b.ins().bitcast(types::F64X2, flags, mask);
+                return self.b.ins().bitselect(c, a, b);
+            }
+            Some((Opcode::Bnot, Some(x), _)) if self.comparisons(mask) <= leaves => {
+                return self.blend(x, b, a, leaves);
+            }
+            Some((Opcode::Band, Some(x), Some(y))) if self.comparisons(mask) <= leaves => {
+                let inner = self.blend(y, a, b, leaves);
+                return self.blend(x, inner, b, leaves);
+            }
+            Some((Opcode::Bor, Some(x), Some(y))) if self.comparisons(mask) <= leaves => {
+                let inner = self.blend(y, a, b, leaves);
+                return self.blend(x, a, inner, leaves);
+            }
+            _ => {}
+        }
+        let bits = self.b.ins().bitcast(types::F64X2, flags, mask);
+        let zero = self.fconst(0.0);
+        let c = self.b.ins().fcmp(FloatCC::NotEqual, bits, zero);
+        let c = self.b.ins().bitcast(types::F64X2, flags, c);
+        self.b.ins().bitselect(c, a, b)
+    }
+
+    /// How many comparisons a lane mask combines with `and`, `or` and `not`, or `usize::MAX`
+    /// if it is made some other way.
+    fn comparisons(&self, mask: Value) -> usize {
+        let dfg = &self.b.func.dfg;
+        let Some(inst) = dfg.value_def(mask).inst() else {
+            return usize::MAX;
+        };
+        match dfg.insts[inst].opcode() {
+            Opcode::Fcmp => 1,
+            Opcode::Bnot | Opcode::Band | Opcode::Bor => dfg
+                .inst_args(inst)
+                .iter()
+                .map(|&x| self.comparisons(x))
+                .fold(0, usize::saturating_add),
+            _ => usize::MAX,
+        }
     }
 
     /// Whether `e` is read from the lane table in the two-lane loop.
@@ -2218,8 +2261,8 @@ mod tests {
                 Lanes::Splat(_) => None,
             })
             .collect();
-        // Turning `%0` into 1.0/0.0 would put 1.0 in the table; the kernel's own constants
-        // (and 0.0, which a blend under `not %0 and ...` compares with) are all it reads.
+        // Turning `%0` into 1.0/0.0 would put 1.0 in the table, which otherwise holds the
+        // kernel's own constants.
         assert!(!consts.contains(&1.0), "1.0/0.0 materialised: {consts:?}");
         for c in [0.5, 2.0, 0.25, 0.75, 3.0, 4.0, 5.0] {
             assert!(
