@@ -44,6 +44,23 @@
 //! Arrays must not overlap (the interpreter's `&mut` slices guarantee it): a value loaded for
 //! one variable is not reloaded after a store to another.
 //!
+//! Where the target has 128-bit vectors (x86-64, aarch64) and the kernel allows it
+//! ([`vectorizable`]), a two-lane (`f64x2`) loop runs before the scalar one, four elements per
+//! iteration and then two; `if` is if-converted under lane masks and stores are deferred to
+//! the end of the element pair (see `Gen::pending`). What keeps its instructions few:
+//!
+//! * Constants and hoisted values are read from the lane table ([`LaneTable`]), a stack slot
+//!   filled before the loop, at their use; the x64 backend folds such a read into the
+//!   instruction as a memory operand. Held in registers, a dozen of them and the loop's
+//!   temporaries outgrow the 16 vector registers and get spilled on every iteration.
+//! * A local that is only ever assigned a condition stays a lane mask ([`mask_locals`]) and is
+//!   made 1.0/0.0 only where it is read as a number.
+//! * `select` and masked assignments are blends, one instruction per comparison in the mask
+//!   (`Gen::blend`); negation and `abs` are one xor/and with a sign mask from the table.
+//! * One test per pair decides whether anything else is needed: masked stores (written only
+//!   when one of their lanes is set) and spikes are handled on a cold path.
+//! * The loops are rotated: the latch tests for the next iteration.
+//!
 //! A variable stored as `f32` ([`crate::ir::VarInfo::storage`]) is loaded as `f32` and widened
 //! (`fpromote`, exact), and stored by narrowing (`fdemote`, round to nearest even, like the
 //! interpreter's `as f32`); the cache then holds the narrowed value widened again, so every later
