@@ -1963,7 +1963,7 @@ mod tests {
     //! The two-lane loop against the interpreter, on kernels built to take it (locals assigned
     //! before use, helpers only outside `if` and `select` arms), over odd and even ranges.
 
-    use super::{emit, host_isa, vectorizable, Lanes};
+    use super::{emit, host_isa, used_helpers, vectorizable, Lanes};
     use crate::codegen::jit_compile;
     use crate::ir::interp::{self, StepInfo};
     use crate::ir::{BinOp, Expr, Func, Kernel, Random, Stmt, UnOp, VarInfo, VarRole};
@@ -2138,6 +2138,10 @@ mod tests {
                 continue;
             }
             vectorized += 1;
+            // `emitted` imports no helpers.
+            if !used_helpers(&k).contains(&true) {
+                emitted(&k);
+            }
             let len = 9;
             let arrays: Vec<Vec<f64>> = (0..N_VARS)
                 .map(|_| (0..len).map(|_| g.special()).collect())
@@ -2263,6 +2267,10 @@ mod tests {
             isa.frontend_config(),
             true,
         );
+        // Release builds compile without Cranelift's verifier; the tests run it.
+        if let Err(errors) = cranelift_codegen::verify_function(&func, &*isa) {
+            panic!("invalid CLIF for {:#?}:\n{errors}", k.body);
+        }
         (func, lanes)
     }
 
