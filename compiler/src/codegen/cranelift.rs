@@ -1071,6 +1071,13 @@ enum Lanes {
 /// registers instead (Cranelift hoists splatted constants), a dozen constants and the loop's
 /// temporaries outgrow the 16 vector registers, and the register allocator spills constants
 /// and reloads and stores them back on every iteration.
+///
+/// Not every read folds: the x64 backend folds a load only if nothing above it in the
+/// expression is used twice (it marks everything under a value used twice as used twice), so
+/// e.g. the coefficients of a sum whose result is compared and then stored are separate loads.
+/// The table's address is set once per loop iteration, so the two pairs of a four-element
+/// iteration share such loads (measured: 64 instructions per four CUBA neurons, against 69
+/// with an address per pair).
 #[derive(Default)]
 struct LaneTable {
     entries: Vec<Lanes>,
@@ -1098,7 +1105,8 @@ impl LaneTable {
         b.ins().load(types::F64X2, flags, base, (entry * 16) as i32)
     }
 
-    /// Sets the table's address for the loop iteration whose first element is `i`.
+    /// Sets the table's address for the loop iteration whose first element is `i` (both pairs
+    /// of a four-element iteration read through it).
     fn enter_iteration(&mut self, b: &mut FunctionBuilder, i: Value) {
         let slot = *self.slot.get_or_insert_with(|| {
             // The size is set by `fill`, when every entry is known; 16-byte aligned.
