@@ -932,12 +932,7 @@ fn emit_two_lane_loop(
             } else {
                 g.b.create_block()
             };
-            let first = if pair == 0 {
-                i
-            } else {
-                g.b.ins().iadd_imm_u(i, i64::from(2 * pair))
-            };
-            emit_pair(g, kernel, first, next, spike_state);
+            emit_pair(g, kernel, i, 2 * pair, next, spike_state);
             g.b.switch_to_block(next);
         }
         // The loop is rotated: the latch tests for the next iteration itself rather than
@@ -951,20 +946,27 @@ fn emit_two_lane_loop(
     g.vector = false;
 }
 
-/// Emits, from the current block, the update of elements `i` and `i + 1` in two lanes and the
-/// recording of their spikes (element `i` first), then jumps to `after`.
+/// Emits, from the current block, the update of elements `i` and `i + 1` in two lanes, where
+/// `i` is `skip` elements after the loop iteration's first element, and the recording of
+/// their spikes (element `i` first), then jumps to `after`.
 fn emit_pair(
     g: &mut Gen,
     kernel: &Kernel,
-    i: Value,
+    iteration: Value,
+    skip: u32,
     after: Block,
     spike_state: Option<(Value, Variable, Variable)>,
 ) {
     g.vector = true;
     g.mask = None;
     g.cached.iter_mut().for_each(|c| *c = false);
-    g.elem_offset = g.b.ins().ishl_imm_u(i, 3);
-    g.elem_offset_f32 = g.b.ins().ishl_imm_u(i, 2);
+    // The byte offsets as the iteration's plus a constant, which the x64 backend folds into
+    // the addressing of every array (rather than computing `i + skip` first).
+    let bytes = g.b.ins().ishl_imm_u(iteration, 3);
+    g.elem_offset = g.b.ins().iadd_imm_u(bytes, i64::from(8 * skip));
+    let bytes_f32 = g.b.ins().ishl_imm_u(iteration, 2);
+    g.elem_offset_f32 = g.b.ins().iadd_imm_u(bytes_f32, i64::from(4 * skip));
+    let i = g.b.ins().iadd_imm_u(iteration, i64::from(skip));
     g.elem_u32 = g.b.ins().ireduce(types::I32, i);
     let f0 = g.b.ins().fcvt_from_sint(types::F64, i);
     let one = g.b.ins().f64const(1.0);
