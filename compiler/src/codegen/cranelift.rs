@@ -2164,7 +2164,7 @@ mod tests {
             }
             vectorized += 1;
             // `emitted` imports no helpers.
-            if !used_helpers(&k).contains(&true) {
+            if !used_helpers(&k, &crate::codegen::Batched::of(&k.body)).contains(&true) {
                 emitted(&k);
             }
             let len = 9;
