@@ -366,6 +366,22 @@ fn bad_flags_are_refused_with_exit_status_2() {
         .unwrap();
     assert_eq!(bad_duration.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_duration.stderr).contains("is not a time"));
+    // More threads than cores is allowed, with the warning `snnc run` gives.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (cores + 1).to_string();
+    let oversubscribed = Command::new(&exe)
+        .args(["--duration", "2ms", "--threads", &too_many, "--out"])
+        .arg(dir.join("oversubscribed"))
+        .output()
+        .unwrap();
+    check(&oversubscribed, "the built cuba on too many threads");
+    assert!(
+        String::from_utf8_lossy(&oversubscribed.stderr).contains(&format!(
+            "warning: --threads {too_many} is more than the {cores} core"
+        )),
+        "{}",
+        String::from_utf8_lossy(&oversubscribed.stderr)
+    );
 
     let model = workspace().join("examples/cuba.snn");
     let emit = build(&model, &dir.join("x"), &["--emit", "dll"]);

@@ -869,6 +869,51 @@ fn bad_flag_values_are_reported() {
     }
 }
 
+/// More threads than the machine's cores: the run warns (it may be many times slower), keeps
+/// the count the user chose, and writes the spikes of one thread; `--quiet` silences it.
+#[test]
+fn more_threads_than_cores_warn_and_give_the_spikes_of_one_thread() {
+    let model = model_with_data("no_run.snn", "oversubscribed", &[]);
+    let dir = model.parent().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (cores + 1).to_string();
+    let run = |threads: &str, out: &str, quiet: bool| {
+        let mut args = vec![
+            "run",
+            "no_run.snn",
+            "--duration",
+            "100 ms",
+            "--threads",
+            threads,
+            "--out",
+            out,
+        ];
+        if quiet {
+            args.push("--quiet");
+        }
+        let r = snnc(&args, dir);
+        assert_eq!(r.code, Some(0), "--threads {threads}: {}", r.stderr);
+        r
+    };
+    let one = run("1", "out-1", false);
+    assert!(!one.stderr.contains("warning"), "{}", one.stderr);
+    let many = run(&too_many, "out-many", false);
+    let expected = format!("warning: --threads {too_many} is more than the {cores} core");
+    assert!(many.stderr.contains(&expected), "{}", many.stderr);
+    assert!(
+        many.stdout.contains(&format!("on {too_many} threads")),
+        "{}",
+        many.stdout
+    );
+    assert_eq!(
+        spike_files(&dir.join("out-1")),
+        spike_files(&dir.join("out-many"))
+    );
+    assert!(!spike_files(&dir.join("out-1")).is_empty());
+    let quiet = run(&too_many, "out-quiet", true);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+}
+
 /// `run` and `build` name the Cranelift backend `jit` and `cranelift`; each accepts both, and
 /// `run --backend cranelift` gives the spikes of `--backend jit`. An unknown name is a usage
 /// error that lists the possible values.

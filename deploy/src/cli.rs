@@ -246,6 +246,14 @@ fn main_with(args: &[String]) -> c_int {
         },
     };
     let neurons: usize = spec.populations.iter().map(|p| p.size as usize).sum();
+    if let Some(warning) = args
+        .threads
+        .and_then(snnc_runtime::parallel::oversubscription_warning)
+    {
+        if !args.quiet {
+            eprintln!("warning: {warning}");
+        }
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| snnc_runtime::parallel::default_threads(neurons));

@@ -431,6 +431,11 @@ fn run(
             );
         }
     };
+    if let Some(warning) = threads.and_then(snnc_runtime::parallel::oversubscription_warning) {
+        if !quiet {
+            eprintln!("warning: {warning}");
+        }
+    }
     let threads = threads.unwrap_or_else(|| {
         snnc_runtime::parallel::default_threads(network.populations.iter().map(|p| p.size).sum())
     });
