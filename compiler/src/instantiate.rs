@@ -440,26 +440,18 @@ impl KernelTable for InterpretedTable {
         &self,
         index: usize,
         arrays: &mut [ArrayMut<'_>],
+        first: usize,
         step: u64,
         seed: u64,
         stream: u32,
     ) {
-        let n = arrays.first().map_or(0, |a| a.len());
         let info = interp::StepInfo {
             step,
             t: 0.0,
             seed,
             stream,
         };
-        interp::run_arrays(
-            &self.kernels[index],
-            arrays,
-            &[],
-            0,
-            n,
-            info,
-            &mut Vec::new(),
-        );
+        interp::run_slice(&self.kernels[index], arrays, first, info);
     }
 
     fn population_kernel<'a>(

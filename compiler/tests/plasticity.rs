@@ -114,6 +114,53 @@ fn run_both(dir: &Path, projection: usize, array: &str) -> Vec<f64> {
         .to_f64()
 }
 
+/// Per-synapse initial values are evaluated a window of 65,536 synapses at a time
+/// (`runtime/src/spec.rs`). On projections of 90,000 synapses, a plastic one and a static one,
+/// every synapse still draws its own value, keyed by its index: none repeats the value of the
+/// synapse one window before it, as a draw counted from each window's start would, and the
+/// JIT (window by pointer offset) and the interpreter (by index) agree bit for bit.
+#[test]
+fn per_synapse_values_of_projections_larger_than_a_window_draw_by_synapse() {
+    const WINDOW: usize = 1 << 16;
+    let dir = scratch("windows");
+    std::fs::write(
+        dir.join("model.snn"),
+        r#"
+import stdlib.neurons.lif
+import stdlib.synapses.static
+import stdlib.synapses.stdp
+
+network Windows {
+    dt = 0.1 ms
+    A = iaf_psc_delta[300]
+    B = iaf_psc_delta[300]
+    A -> B : Static { w = 1 mV * rand(), target = V_m } connect all_to_all
+    A -> B : StdpAdditive {
+        w = rand() * 0.01 mV, w_max = 0.01 mV, dA_pre = 0.0001 mV, dA_post = -0.000105 mV,
+        target = V_m
+    } connect all_to_all
+    run 0.2 ms
+}
+"#,
+    )
+    .unwrap();
+    let plastic = run_both(&dir, 1, "w");
+    let (_, jit) = run(&dir, Backend::Jit);
+    let (_, interp) = run(&dir, Backend::Interpreter);
+    assert_eq!(jit.projections[0].weights, interp.projections[0].weights);
+    let fixed: Vec<f64> = (0..90_000)
+        .map(|s| jit.projections[0].weights.get(s).expect("90,000 weights"))
+        .collect();
+    for (name, values, max) in [("static", &fixed, 1e-3), ("plastic", &plastic, 1e-5)] {
+        assert_eq!(values.len(), 90_000, "{name}");
+        assert!(values.iter().all(|v| (0.0..max).contains(v)), "{name}");
+        let repeats = (WINDOW..values.len())
+            .filter(|&s| values[s] == values[s - WINDOW])
+            .count();
+        assert_eq!(repeats, 0, "{name}: values repeat a window apart");
+    }
+}
+
 const TRIGGER: &str = r#"
 /// Spikes in the step after `v` receives 1; `g` is only a sink for the plastic synapse.
 neuron Trigger {

@@ -376,6 +376,16 @@ impl ArrayMut<'_> {
         }
     }
 
+    /// [`Self::as_mut_ptr`] moved back by `first` elements of the view's own type: the
+    /// address element `first + i` would have if the view's index `i` held it. The pointer may
+    /// lie outside the view; code given it may only access `first..first + len`.
+    pub fn as_mut_ptr_for_window(&mut self, first: usize) -> *mut f64 {
+        match self {
+            ArrayMut::F64(a) => a.as_mut_ptr().wrapping_sub(first),
+            ArrayMut::F32(a) => a.as_mut_ptr().wrapping_sub(first).cast(),
+        }
+    }
+
     /// A shorter view of the same elements.
     pub fn reborrow(&mut self) -> ArrayMut<'_> {
         match self {

@@ -438,11 +438,15 @@ pub trait KernelTable {
 
     /// Runs kernel `index` once over every element of `arrays` (initial values, per-synapse
     /// values, a row of a connection predicate), at step `step` and time 0, drawing from
-    /// `stream` of `seed`. Spikes it may emit are discarded.
+    /// `stream` of `seed`. The arrays hold elements `first..first + len` (element `first + i`
+    /// at index `i`), so a long range can be evaluated a window at a time with the values and
+    /// draws of the whole. Spikes it may emit are discarded.
+    #[allow(clippy::too_many_arguments)]
     fn run_once(
         &self,
         index: usize,
         arrays: &mut [ArrayMut<'_>],
+        first: usize,
         step: u64,
         seed: u64,
         stream: u32,
@@ -493,18 +497,23 @@ impl<'code> KernelTable for NativeTable<'code> {
         &self,
         index: usize,
         arrays: &mut [ArrayMut<'_>],
+        first: usize,
         step: u64,
         seed: u64,
         stream: u32,
     ) {
         let n = arrays.first().map_or(0, |a| a.len());
         debug_assert!(arrays.iter().all(|a| a.len() == n));
-        let pointers: Vec<*mut f64> = arrays.iter_mut().map(|a| a.as_mut_ptr()).collect();
+        // The kernel addresses element `e` at `pointer + e`, for `e` in `first..first + n`.
+        let pointers: Vec<*mut f64> = arrays
+            .iter_mut()
+            .map(|a| a.as_mut_ptr_for_window(first))
+            .collect();
         let mut spikes = vec![0u32; n];
         let mut ctx = KernelContext {
             arrays: pointers.as_ptr(),
-            start: 0,
-            end: n as u64,
+            start: first as u64,
+            end: (first + n) as u64,
             step,
             t: 0.0,
             stream_key: Stream::new(seed, stream).key(),
@@ -513,8 +522,8 @@ impl<'code> KernelTable for NativeTable<'code> {
             gather: [std::ptr::null(); GATHERS],
         };
         // SAFETY: the table's constructor vouched that the function was compiled from this
-        // kernel, whose variables are these arrays of `n` elements each; `spikes` has room for
-        // `n` entries.
+        // kernel, whose variables are these arrays, each holding elements `first..first + n`
+        // at the pointers' offsets `first..first + n`; `spikes` has room for `n` entries.
         unsafe { (self.functions[index])(&mut ctx) };
     }
 
@@ -625,7 +634,7 @@ pub fn build(
             Population::with_precision(&pop.name, pop.size as usize, &specs, spec.precision)
                 .map_err(|e| BuildError::at(pop.site, e))?;
         let mut views: Vec<ArrayMut> = population.arrays.iter_mut().map(Array::view_mut).collect();
-        table.run_once(pop.init.kernel, &mut views, 0, seed, pop.init.stream);
+        table.run_once(pop.init.kernel, &mut views, 0, 0, seed, pop.init.stream);
         network
             .add_population(population)
             .map_err(|e| BuildError::at(pop.site, e))?;
@@ -853,10 +862,12 @@ fn build_projection(
             value: spec.precision.round(*w),
             count: n_synapses as u64,
         },
-        (None, SynapseValueSpec::PerSynapse(kernel)) => Weights::per_synapse(
-            spec.precision,
-            eval_per_synapse(table, *kernel, &connectivity, seed),
-        ),
+        (None, SynapseValueSpec::PerSynapse(kernel)) => {
+            match eval_per_synapse_stored(table, *kernel, &connectivity, seed, spec.precision) {
+                Array::F64(w) => Weights::PerSynapse(w),
+                Array::F32(w) => Weights::PerSynapseF32(w),
+            }
+        }
     };
     let delays_s = match (&file_delays, &projection.delay) {
         (Some(d), _) => Some(d.clone()),
@@ -972,10 +983,12 @@ fn attach_plasticity(
             Space::Global => 1,
         };
         let values = match (file_weights, &array.init) {
-            (Some(w), _) if plastic.weight == Some(a as u32) => w.to_vec(),
-            (_, SynapseValueSpec::Const(c)) => vec![*c; len],
+            (Some(w), _) if plastic.weight == Some(a as u32) => {
+                Array::from_f64(array.precision, w.to_vec())
+            }
+            (_, SynapseValueSpec::Const(c)) => Array::from_f64(array.precision, vec![*c; len]),
             (_, SynapseValueSpec::PerSynapse(kernel)) => {
-                eval_per_synapse(table, *kernel, conn, seed)
+                eval_per_synapse_stored(table, *kernel, conn, seed, array.precision)
             }
         };
         arrays.push(PlasticArray {
@@ -983,7 +996,7 @@ fn attach_plasticity(
             space: array.space,
             unit: array.unit.clone(),
             scale: array.scale,
-            values: Array::from_f64(array.precision, values),
+            values,
         });
     }
     if conn.delays().is_some() {
@@ -1091,35 +1104,95 @@ fn eval_row(
         (&mut post[..]).into(),
         (&mut out[..]).into(),
     ];
-    table.run_once(kernel.kernel, &mut views, u64::from(i), seed, kernel.stream);
+    table.run_once(kernel.kernel, &mut views, 0, u64::from(i), seed, kernel.stream);
     out
 }
 
-/// Evaluates a per-synapse kernel for every synapse; random draws are keyed by synapse index.
-/// The kernel reads the source from array 0, the target from array 1, and stores array 2.
+/// Synapses whose per-synapse values are evaluated at a time: the temporaries (source,
+/// target and value of each, as `f64`) take 24 bytes per synapse, 1.5 MiB per window here,
+/// instead of 24 bytes per synapse of the whole projection on top of its storage.
+const SYNAPSE_WINDOW: usize = 1 << 16;
+
+/// Evaluates a per-synapse kernel for every synapse, `window` synapses at a time
+/// ([`SYNAPSE_WINDOW`]), handing `sink` each window's values in synapse order. Random draws
+/// are keyed by synapse index, so the values do not depend on the window. The kernel reads
+/// the source from array 0, the target from array 1, and stores array 2.
+fn eval_per_synapse_windows(
+    table: &dyn KernelTable,
+    kernel: KernelRef,
+    connectivity: &Connectivity,
+    seed: u64,
+    window: usize,
+    mut sink: impl FnMut(&[f64]),
+) {
+    let n = connectivity.n_synapses() as usize;
+    let window = window.max(1);
+    let capacity = n.min(window);
+    let (mut pre, mut post, mut out) = (
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+    );
+    // `source` is the row holding synapse `first`: rows are contiguous and in source order.
+    let mut source = 0u32;
+    let mut first = 0;
+    while first < n {
+        let end = (first + window).min(n);
+        pre.clear();
+        post.clear();
+        for s in first..end {
+            while connectivity.row_range(source).end <= s {
+                source += 1;
+            }
+            pre.push(f64::from(source));
+            post.push(f64::from(connectivity.targets()[s]));
+        }
+        out.clear();
+        out.resize(end - first, 0.0);
+        let mut views: Vec<ArrayMut> = vec![
+            (&mut pre[..]).into(),
+            (&mut post[..]).into(),
+            (&mut out[..]).into(),
+        ];
+        table.run_once(kernel.kernel, &mut views, first, 0, seed, kernel.stream);
+        sink(&out);
+        first = end;
+    }
+}
+
+/// The values of a per-synapse kernel for every synapse, as `f64`.
 fn eval_per_synapse(
     table: &dyn KernelTable,
     kernel: KernelRef,
     connectivity: &Connectivity,
     seed: u64,
 ) -> Vec<f64> {
-    let n = connectivity.n_synapses() as usize;
-    let mut pre = vec![0.0; n];
-    let mut post = vec![0.0; n];
-    for i in 0..connectivity.n_pre() {
-        for s in connectivity.row_range(i) {
-            pre[s] = f64::from(i);
-            post[s] = f64::from(connectivity.targets()[s]);
+    let mut values = Vec::with_capacity(connectivity.n_synapses() as usize);
+    eval_per_synapse_windows(table, kernel, connectivity, seed, SYNAPSE_WINDOW, |w| {
+        values.extend_from_slice(w)
+    });
+    values
+}
+
+/// The values of a per-synapse kernel for every synapse, stored in `precision` (each rounded
+/// once for `f32`) without an `f64` copy of the whole.
+fn eval_per_synapse_stored(
+    table: &dyn KernelTable,
+    kernel: KernelRef,
+    connectivity: &Connectivity,
+    seed: u64,
+    precision: Precision,
+) -> Array {
+    match precision {
+        Precision::F64 => Array::F64(eval_per_synapse(table, kernel, connectivity, seed)),
+        Precision::F32 => {
+            let mut values = Vec::with_capacity(connectivity.n_synapses() as usize);
+            eval_per_synapse_windows(table, kernel, connectivity, seed, SYNAPSE_WINDOW, |w| {
+                values.extend(w.iter().map(|&v| v as f32))
+            });
+            Array::F32(values)
         }
     }
-    let mut out = vec![0.0; n];
-    let mut views: Vec<ArrayMut> = vec![
-        (&mut pre[..]).into(),
-        (&mut post[..]).into(),
-        (&mut out[..]).into(),
-    ];
-    table.run_once(kernel.kernel, &mut views, 0, seed, kernel.stream);
-    out
 }
 
 /// A spike table: `.npy` of shape (n, 2) with rows (time in seconds, index), or CSV with
@@ -1238,6 +1311,89 @@ mod tests {
         spec.version = SPEC_VERSION + 1;
         let error = NetworkSpec::from_bytes(&spec.to_bytes()).unwrap_err();
         assert!(error.to_string().contains("format version"), "{error}");
+    }
+
+    /// A kernel table whose one kernel stores `source * 1e6 + target * 1e3 + element` from
+    /// what it is handed: the arrays (source, target) and the window's first element.
+    struct EchoTable;
+
+    impl KernelTable for EchoTable {
+        fn len(&self) -> usize {
+            1
+        }
+
+        fn run_once(
+            &self,
+            _index: usize,
+            arrays: &mut [ArrayMut<'_>],
+            first: usize,
+            _step: u64,
+            _seed: u64,
+            _stream: u32,
+        ) {
+            for i in 0..arrays[0].len() {
+                let value = arrays[0].get(i) * 1e6 + arrays[1].get(i) * 1e3 + (first + i) as f64;
+                arrays[2].set(i, value);
+            }
+        }
+
+        fn population_kernel<'a>(
+            &'a self,
+            _: usize,
+            _: u64,
+            _: u32,
+            _: usize,
+        ) -> Box<dyn PopulationKernel + 'a> {
+            unreachable!("not a population kernel")
+        }
+
+        fn handler<'a>(&'a self, _: usize, _: u64, _: u32) -> Box<dyn HandlerKernel + 'a> {
+            unreachable!("not a handler")
+        }
+    }
+
+    /// Every synapse gets its own source, target and index, whatever the window, including
+    /// windows that start inside a row, rows longer than a window, and empty rows.
+    #[test]
+    fn per_synapse_values_do_not_depend_on_the_window() {
+        let spec = ProjectionSpec {
+            name: "A -> B".into(),
+            n_pre: 200,
+            n_post: 12,
+            seed: 5,
+            projection: 0,
+            same_population: false,
+            autapses: true,
+        };
+        let connectivity = Connectivity::bernoulli(&spec, 0.15).unwrap();
+        let n = connectivity.n_synapses() as usize;
+        assert!(n > 200, "{n} synapses");
+        assert!((0..200).any(|i| connectivity.row_range(i).is_empty()));
+        let mut expected = Vec::with_capacity(n);
+        for i in 0..200 {
+            for s in connectivity.row_range(i) {
+                let target = f64::from(connectivity.targets()[s]);
+                expected.push(f64::from(i) * 1e6 + target * 1e3 + s as f64);
+            }
+        }
+        let kernel = KernelRef {
+            kernel: 0,
+            stream: 0,
+        };
+        for window in [1, 2, 7, 64, n - 1, n, n + 5] {
+            let mut values = Vec::new();
+            let mut windows = 0;
+            eval_per_synapse_windows(&EchoTable, kernel, &connectivity, 1, window, |w| {
+                assert!(w.len() <= window);
+                windows += 1;
+                values.extend_from_slice(w);
+            });
+            assert_eq!(values, expected, "window {window}");
+            assert_eq!(windows, n.div_ceil(window), "window {window}");
+        }
+        let stored = eval_per_synapse_stored(&EchoTable, kernel, &connectivity, 1, Precision::F32);
+        let rounded: Vec<f32> = expected.iter().map(|&v| v as f32).collect();
+        assert_eq!(stored, Array::F32(rounded));
     }
 
     #[test]

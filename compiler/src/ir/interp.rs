@@ -64,6 +64,29 @@ pub fn run_arrays(
     info: StepInfo,
     spikes: &mut Vec<u32>,
 ) {
+    run_window(kernel, arrays, gathers, 0, start, end, info, spikes);
+}
+
+/// Runs `kernel` for elements `first..first + n` of arrays that hold only those `n` elements
+/// (element `first + i` at index `i`): a window of a larger range, evaluated without
+/// allocating the whole. The element index (`Index`, random streams) is the full one.
+pub fn run_slice(kernel: &Kernel, arrays: &mut [ArrayMut<'_>], first: usize, info: StepInfo) {
+    let n = arrays.first().map_or(0, |a| a.len());
+    run_window(kernel, arrays, &[], first, first, first + n, info, &mut Vec::new());
+}
+
+/// [`run_arrays`] on arrays whose index 0 holds element `base`.
+#[allow(clippy::too_many_arguments)]
+fn run_window(
+    kernel: &Kernel,
+    arrays: &mut [ArrayMut<'_>],
+    gathers: &[&[u32]],
+    base: usize,
+    start: usize,
+    end: usize,
+    info: StepInfo,
+    spikes: &mut Vec<u32>,
+) {
     let mut locals = vec![0.0; kernel.n_locals as usize];
     let storage: Vec<Precision> = kernel.vars.iter().map(|v| v.storage).collect();
     let stream_key = Stream::new(info.seed, info.stream).key();
@@ -73,6 +96,7 @@ pub fn run_arrays(
             arrays: &mut *arrays,
             locals: &mut locals,
             element,
+            base,
             info,
             stream_key,
             access: &access,
@@ -89,6 +113,8 @@ struct Frame<'a, 'b> {
     arrays: &'a mut [ArrayMut<'b>],
     locals: &'a mut [f64],
     element: usize,
+    /// The element at index 0 of the arrays ([`run_slice`]); 0 otherwise.
+    base: usize,
     info: StepInfo,
     stream_key: u64,
     access: &'a [Access],
@@ -100,7 +126,7 @@ impl Frame<'_, '_> {
     /// The index of the current element's value in the array of `var`.
     fn slot(&self, var: u32) -> usize {
         match self.access.get(var as usize).copied().unwrap_or_default() {
-            Access::Element => self.element,
+            Access::Element => self.element - self.base,
             Access::Scalar => 0,
             Access::Gather(g) => self.gathers[g as usize][self.element] as usize,
         }
