@@ -1104,7 +1104,14 @@ fn eval_row(
         (&mut post[..]).into(),
         (&mut out[..]).into(),
     ];
-    table.run_once(kernel.kernel, &mut views, 0, u64::from(i), seed, kernel.stream);
+    table.run_once(
+        kernel.kernel,
+        &mut views,
+        0,
+        u64::from(i),
+        seed,
+        kernel.stream,
+    );
     out
 }
 

@@ -72,7 +72,16 @@ pub fn run_arrays(
 /// allocating the whole. The element index (`Index`, random streams) is the full one.
 pub fn run_slice(kernel: &Kernel, arrays: &mut [ArrayMut<'_>], first: usize, info: StepInfo) {
     let n = arrays.first().map_or(0, |a| a.len());
-    run_window(kernel, arrays, &[], first, first, first + n, info, &mut Vec::new());
+    run_window(
+        kernel,
+        arrays,
+        &[],
+        first,
+        first,
+        first + n,
+        info,
+        &mut Vec::new(),
+    );
 }
 
 /// [`run_arrays`] on arrays whose index 0 holds element `base`.

@@ -1067,18 +1067,24 @@ impl NetworkLowerer<'_> {
                 ast::InputSource::File { .. } => {}
             }
         }
-        // The countdown is a conditional store, which compiled code skips for a pair of
-        // neurons when neither is refractory: most steps of most neurons write nothing.
+        // The countdown is a select stored every step, not a store under `if`: a few percent
+        // of neurons are refractory at any time (2.8 % in CUBA, 9 % in COBA), enough for a
+        // branch on "either neuron of the pair" to be taken and mispredicted often in a
+        // vectorised loop; the select costs a subtraction, a blend and a store per pair.
+        // CUBA 100,000 on the Cranelift JIT: 2.13-2.22 s -> 2.03-2.07 s.
         let is_refractory = refractory_var.map(|var| {
             let local = builder.local();
             body.push(Stmt::Let(
                 local,
                 Expr::bin(BinOp::Gt, Expr::Var(var), Expr::c(0.0)),
             ));
-            body.push(Stmt::If(
-                Expr::Local(local),
-                vec![Stmt::Store(var, Expr::sub(Expr::Var(var), Expr::c(1.0)))],
-                Vec::new(),
+            body.push(Stmt::Store(
+                var,
+                Expr::select(
+                    Expr::Local(local),
+                    Expr::sub(Expr::Var(var), Expr::c(1.0)),
+                    Expr::Var(var),
+                ),
             ));
             local
         });
