@@ -844,6 +844,49 @@ fn lif_population_with(
 // ---------------------------------------------------------------------------------------------
 // Compile time.
 
+/// Kernels on the scalar loop (a `log` in an `if` body keeps them off the two-lane loop), the
+/// way Cranelift records spikes there: in place where the kernel's only `spike` runs, through
+/// a flag when two `spike`s may both run for an element (which must still record it once),
+/// and either way out of line. Every element pattern of a 13-element range is covered by the
+/// thresholds on `v0 = i / 12`; ranges start mid-population to check the element written.
+#[test]
+fn scalar_loop_records_each_spike_once() {
+    use Expr as E;
+    let spiking_reset = |threshold: f64| {
+        Stmt::If(
+            E::bin(BinOp::Gt, E::Var(0), E::c(threshold)),
+            vec![Stmt::Store(1, E::call(Func::Log, E::Var(0))), Stmt::Spike],
+            vec![Stmt::Store(1, E::c(0.0))],
+        )
+    };
+    let once = vec![spiking_reset(0.4)];
+    let twice = vec![
+        spiking_reset(0.4),
+        Stmt::If(
+            E::bin(BinOp::Lt, E::Var(0), E::c(0.6)),
+            vec![Stmt::Spike],
+            vec![],
+        ),
+    ];
+    let arrays = vec![
+        (0..13).map(|i| f64::from(i) / 12.0).collect(),
+        vec![0.0; 13],
+    ];
+    let info = StepInfo {
+        step: 3,
+        t: 0.0,
+        seed: 1,
+        stream: 0,
+    };
+    for (name, body) in [("one spike", once), ("two spikes", twice)] {
+        let k = kernel(name, 2, 0, 0, body);
+        for (start, end) in [(0, 13), (5, 13), (5, 6), (0, 0)] {
+            compare(&k, &arrays, start, end, &[info])
+                .unwrap_or_else(|e| panic!("{name}, {start}..{end}: {e}"));
+        }
+    }
+}
+
 /// A counting loop whose trip count differs per element (element i runs min(i, 5) times,
 /// the bound cuts it), with a spike from inside the body and a value cached before the loop
 /// and read after it.
