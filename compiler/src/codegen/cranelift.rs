@@ -41,7 +41,6 @@
 //!   materialising 1.0/0.0 and testing it.
 //! * IR locals start at 0.0 once per invocation, not per element, as in the interpreter (a
 //!   well-formed kernel assigns before reading, and then this costs nothing).
-//!
 //! * The scalar loop is rotated, and a side of an `if` that spikes is a cold block: the path
 //!   of an element that does not spike falls through with one taken branch, the loop's. A
 //!   kernel whose only `spike` is outside `while` loops appends the element where `spike`
