@@ -2061,33 +2061,70 @@ fn unknown_model(
     name: &ast::Ident,
     kind: ModelKind,
 ) -> Diagnostic {
-    let mut d = Diagnostic::error(format!("unknown {} model `{}`", kind.word(), name.name))
+    let d = Diagnostic::error(format!("unknown {} model `{}`", kind.word(), name.name))
         .primary(name.span, "not defined or imported");
     let candidates = resolved.scopes[module]
         .iter()
         .filter(|(_, &i)| resolved.models[i].ast.kind == kind)
         .map(|(n, _)| n.as_str());
     if let Some(best) = did_you_mean(&name.name, candidates) {
-        d = d.help(format!("did you mean `{best}`?"));
-    } else {
-        let group = match kind {
-            ModelKind::Neuron => "neurons",
-            ModelKind::Synapse => "synapses",
-        };
-        let modules: Vec<String> = stdlib::modules()
-            .filter(|m| m.starts_with(group))
-            .map(|m| format!("stdlib.{m}"))
-            .collect();
-        d = d.help(format!(
-            "define it in this file or import the file that defines it{}",
-            if modules.is_empty() {
-                String::new()
-            } else {
-                format!(" (standard library: {})", modules.join(", "))
-            }
+        return d.help(format!("did you mean `{best}`?"));
+    }
+    let library = stdlib_models(kind);
+    let defined_in = library
+        .iter()
+        .find(|(_, names)| names.contains(&name.name.as_str()));
+    if let Some((module, _)) = defined_in {
+        return d.help(format!(
+            "`{}` is in the standard library: add `import stdlib.{module}`",
+            name.name
         ));
     }
-    d
+    let all = library.iter().flat_map(|(_, names)| names.iter().copied());
+    if let Some(best) = did_you_mean(&name.name, all) {
+        let (module, _) = library
+            .iter()
+            .find(|(_, names)| names.contains(&best))
+            .expect("the suggestion is one of the names");
+        return d.help(format!(
+            "did you mean `{best}`, from the standard library (`import stdlib.{module}`)?"
+        ));
+    }
+    let modules: Vec<String> = library
+        .iter()
+        .map(|(module, _)| format!("stdlib.{module}"))
+        .collect();
+    d.help(format!(
+        "define it in this file or import the file that defines it{}",
+        if modules.is_empty() {
+            String::new()
+        } else {
+            format!(" (standard library: {})", modules.join(", "))
+        }
+    ))
+}
+
+/// The standard-library modules that define models of `kind`, each with those models' names,
+/// found by parsing the modules (only on this error path, so only when a name is unknown).
+fn stdlib_models(kind: ModelKind) -> Vec<(&'static str, Vec<&'static str>)> {
+    stdlib::modules()
+        .filter_map(|module| {
+            let text = stdlib::source(module)?;
+            let (file, _) = parser::parse_file(FileId(u32::MAX), text);
+            let names: Vec<&'static str> = file
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Model(m) if m.kind == kind => {
+                        let span = m.name.span;
+                        text.get(span.start as usize..span.end as usize)
+                    }
+                    _ => None,
+                })
+                .collect();
+            (!names.is_empty()).then_some((module, names))
+        })
+        .collect()
 }
 
 /// A parameter listing like `tau_m: ms, v_th: mV`, for errors about unknown names.
